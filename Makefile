@@ -1,0 +1,69 @@
+# Tailor: `make demo` runs the whole loop, `make test` runs every test. Both set up first.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+KAFKA_LIBS := .cache/kafka/libs
+STAMP := .cache/stamps
+
+.PHONY: setup demo test lint typecheck unit e2e stack-up stack-down bench clean
+
+setup: $(STAMP)/venv $(STAMP)/kafka $(STAMP)/redis ## Install everything (idempotent, quick when nothing changed)
+
+$(STAMP)/venv: pyproject.toml
+	@mkdir -p $(STAMP)
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@touch $@
+
+$(STAMP)/kafka: config/kafka/pom.xml
+	@mkdir -p $(STAMP) $(KAFKA_LIBS)
+	@command -v java >/dev/null || { echo "Java 17+ is required to run Kafka (apt-get install openjdk-17-jre-headless)"; exit 1; }
+	@command -v mvn >/dev/null || { echo "Maven is required to fetch the Kafka jars (apt-get install maven)"; exit 1; }
+	@echo "Fetching Apache Kafka jars from Maven Central into $(KAFKA_LIBS) ..."
+	rm -f $(KAFKA_LIBS)/*.jar
+	mvn --batch-mode --quiet -f config/kafka/pom.xml dependency:copy-dependencies \
+		-DoutputDirectory=$(CURDIR)/$(KAFKA_LIBS) -DincludeScope=runtime
+	@touch $@
+
+$(STAMP)/redis:
+	@mkdir -p $(STAMP)
+	@if command -v redis-server >/dev/null; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "Installing Debian's redis-server ..."; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null; \
+	else \
+		echo "redis-server is missing: run 'sudo apt-get install redis-server', or point TAILOR_REDIS_URL at a running Redis."; \
+		exit 1; \
+	fi
+	@touch $@
+
+demo: setup ## Start Kafka, Redis, a worker, the API and the simulator; Ctrl-C stops all of it
+	$(BIN)/tailor demo
+
+lint:
+	$(BIN)/ruff check engine models config benchmarks tests
+	$(BIN)/ruff format --check engine models config benchmarks tests
+
+typecheck:
+	$(BIN)/mypy
+
+unit: setup
+	$(BIN)/pytest -m 'not e2e'
+
+e2e: setup
+	$(BIN)/pytest -m e2e
+
+test: setup lint typecheck ## Every test, ruff and mypy
+	$(BIN)/pytest
+
+stack-up: setup
+	$(BIN)/tailor stack up
+
+stack-down:
+	$(BIN)/tailor stack down
+
+clean:
+	-$(BIN)/tailor stack down
+	rm -rf .tailor .cache $(VENV)

@@ -1,0 +1,1 @@
+"""Configuration: settings from `TAILOR_*` environment variables and the offer catalog."""

@@ -1,0 +1,91 @@
+"""Every setting Tailor reads, in one typed object, read once at start.
+
+Each field is set by the environment variable ``TAILOR_<NAME>`` (for example
+``TAILOR_API_PORT=9000``). Bad values fail at start with a message naming the
+variable, what it expected and what it got.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, ValidationError, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class SettingsError(RuntimeError):
+    """A `TAILOR_*` variable holds a value Tailor cannot use."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="TAILOR_", frozen=True, extra="ignore")
+
+    env: Literal["development", "production"] = "development"
+    app_id: str = Field("tailor", description="Faust app id: consumer group and table prefix")
+
+    # Servers. When a URL/bootstrap is given, Tailor uses that server and starts none.
+    kafka_bootstrap: str | None = Field(None, description="host:port of an existing broker")
+    redis_url: str | None = Field(None, description="redis://host:port/db of an existing server")
+    kafka_port: int = Field(9092, ge=1, le=65535)
+    kafka_controller_port: int = Field(9093, ge=1, le=65535)
+    redis_port: int = Field(6379, ge=1, le=65535)
+    state_dir: Path = Field(Path(".tailor"), description="pids, logs and data of the local stack")
+    kafka_libs: Path = Field(Path(".cache/kafka/libs"), description="Kafka jars from Maven")
+
+    # Topics.
+    interactions_partitions: int = Field(8, ge=1, le=1024)
+    store_partitions: int = Field(4, ge=1, le=1024)
+
+    # Processes.
+    api_host: str = "127.0.0.1"
+    api_port: int = Field(8080, ge=1, le=65535)
+    worker_web_port: int = Field(6066, ge=1, le=65535, description="worker /metrics")
+    batch_size: int = Field(500, ge=1, le=100_000, description="events per agent batch")
+    batch_within_s: float = Field(0.05, gt=0, le=10, description="max wait to fill a batch")
+
+    # Decisions.
+    catalog: Path | None = Field(None, description="offer catalog TOML; default: drive-thru menu")
+    offers_per_decision: int = Field(6, ge=1, le=50)
+    explore_rate: float = Field(0.05, ge=0, le=1)
+    trending_half_life_s: float = Field(3600.0, gt=0)
+    offers_ttl_s: int = Field(7 * 86400, ge=1)
+    board_ttl_s: int = Field(86400, ge=1)
+    seed: int = 42
+
+    @model_validator(mode="after")
+    def _ports_differ(self) -> Settings:
+        if self.kafka_port == self.kafka_controller_port:
+            raise ValueError("kafka_port and kafka_controller_port must differ")
+        return self
+
+    @property
+    def embedded_kafka(self) -> bool:
+        return self.kafka_bootstrap is None
+
+    @property
+    def embedded_redis(self) -> bool:
+        return self.redis_url is None
+
+    @property
+    def kafka(self) -> str:
+        return self.kafka_bootstrap or f"127.0.0.1:{self.kafka_port}"
+
+    @property
+    def redis(self) -> str:
+        return self.redis_url or f"redis://127.0.0.1:{self.redis_port}/0"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process's settings; raises `SettingsError` naming each bad variable."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        lines = [
+            f"  TAILOR_{'_'.join(str(p) for p in err['loc']).upper() or '?'}: {err['msg']}"
+            f" (got {err.get('input')!r})"
+            for err in exc.errors()
+        ]
+        raise SettingsError("invalid configuration:\n" + "\n".join(lines)) from None
