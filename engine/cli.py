@@ -1,0 +1,127 @@
+"""The `tailor` command: one subcommand per process role, each wiring pieces and no logic."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from config.settings import SettingsError, get_settings
+
+DESCRIPTION = """\
+Tailor: streaming real-time personalization. Interactions flow through Kafka to a Faust
+worker that learns each customer's preferences online and writes next-best offers to
+Redis, served over HTTP.
+
+Settings come from TAILOR_* environment variables (see README, "Configuration").
+"""
+
+EXAMPLES = """\
+examples:
+  tailor demo                      everything: Kafka, Redis, worker, API, simulator
+  tailor stack up                  start local Kafka (KRaft) and Redis, wait until healthy
+  tailor worker                    run the Faust worker (learning, trending, boards)
+  tailor api --port 8080           serve the HTTP API
+  tailor simulate --rate 50        drive-thru and web traffic against the API
+"""
+
+
+def _stack(args: argparse.Namespace) -> int:
+    from engine.stack import Stack
+
+    stack = Stack(get_settings())
+    if args.action == "up":
+        statuses = stack.up()
+    elif args.action == "down":
+        statuses = stack.down()
+    else:
+        statuses = stack.status()
+    for s in statuses:
+        pid = f" pid {s.pid}" if s.pid else ""
+        print(f"{s.name:<6} {s.state:<11} {s.address}{pid}")
+    return 0
+
+
+def _worker(args: argparse.Namespace) -> int:
+    from engine.worker import run
+
+    get_settings()
+    return run(args.loglevel)
+
+
+def _api(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from engine.api import create_app
+
+    settings = get_settings()
+    host, port = args.host or settings.api_host, args.port or settings.api_port
+    print(f"tailor api: http://{host}:{port}  (docs at /docs)", flush=True)
+    uvicorn.run(create_app(settings), host=host, port=port, log_level=args.loglevel)
+    return 0
+
+
+def _simulate(args: argparse.Namespace) -> int:
+    from engine.simulate import run
+
+    return run(args)
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from engine.demo import run
+
+    return run(get_settings(), rate=args.rate, duration=args.duration)
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="tailor",
+        description=DESCRIPTION,
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    stack = sub.add_parser("stack", help="local Kafka (KRaft) and Redis: up, down, status")
+    stack.add_argument("action", choices=["up", "down", "status"])
+    stack.set_defaults(func=_stack)
+
+    worker = sub.add_parser("worker", help="the Faust worker: learning, trending, boards")
+    worker.add_argument("--loglevel", default="info", choices=["debug", "info", "warning"])
+    worker.set_defaults(func=_worker)
+
+    api = sub.add_parser("api", help="the HTTP API (reads Redis, produces to Kafka)")
+    api.add_argument("--host", help="bind address (default TAILOR_API_HOST, 127.0.0.1)")
+    api.add_argument("--port", type=int, help="port (default TAILOR_API_PORT, 8080)")
+    api.add_argument("--loglevel", default="warning", choices=["debug", "info", "warning"])
+    api.set_defaults(func=_api)
+
+    simulate = sub.add_parser("simulate", help="simulated drive-thru and web customers")
+    from engine.simulate import add_arguments
+
+    add_arguments(simulate)
+    simulate.set_defaults(func=_simulate)
+
+    demo = sub.add_parser("demo", help="stack + worker + API + simulator, Ctrl-C stops all")
+    demo.add_argument("--rate", type=float, default=20.0, help="simulated visits per second")
+    demo.add_argument("--duration", type=float, default=None, help="seconds (default: forever)")
+    demo.set_defaults(func=_demo)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    try:
+        return int(args.func(args))
+    except SettingsError as exc:
+        print(f"tailor: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

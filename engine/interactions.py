@@ -1,0 +1,143 @@
+"""The 1-1 learning loop: each interaction teaches its customer's model, then re-decides.
+
+Stream stage: tailor.interactions (key customer) ─► validate ─► learn ─► decide ─►
+Redis tailor:offers:{customer} + tailor.decisions; refused events ─► tailor.dead-letter;
+yes-answers ─► tailor.store-answers (key store) for trending.
+
+Work is done per batch: a customer who answers five times in one batch is learned from
+five times and decided for once, and all Redis writes of the batch share one pipeline.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+import faust
+import orjson
+from faust.types import EventT
+
+from engine import metrics
+from engine.app import (
+    app,
+    catalog,
+    customers,
+    decisions_topic,
+    interactions_topic,
+    policy,
+    rng,
+    serving,
+    settings,
+    store_answers_topic,
+)
+from engine.dead_letter import dead_letter
+from engine.events import Interaction, Rejection, decode_interaction
+from engine.stores import load_trending, situation_of
+from models.answer import STRENGTH, answer_of
+from models.context import Context, daypart_at
+from models.customer import CustomerModel
+from models.decision import decide_for_customer
+
+
+def context_of(event: Interaction) -> Context:
+    """The touchpoint's context: what the event says, else what its store last told us."""
+    store = catalog.stores.get(event.store_id or "")
+    known = situation_of(event.store_id)
+    told = event.context
+    ts = event.ts.timestamp()
+    return Context(
+        daypart=daypart_at(ts, store.utc_offset_h if store else 0.0),
+        weather=told.weather if told and told.weather else known.get("weather"),
+        temperature_c=(
+            told.temperature_c
+            if told and told.temperature_c is not None
+            else known.get("temperature_c")
+        ),
+        queue_length=(
+            told.queue_length
+            if told and told.queue_length is not None
+            else known.get("queue_length")
+        ),
+        channel=event.channel,
+    )
+
+
+async def process(events: Sequence[EventT[bytes]]) -> None:
+    started = time.perf_counter()
+    latest: dict[str, tuple[CustomerModel, Interaction, Context]] = {}
+    popular: dict[str, float] = {}
+    for event in events:
+        got = decode_interaction(event.value, catalog)
+        if isinstance(got, Rejection):
+            await dead_letter(event, got)
+            metrics.EVENTS.labels("invalid", "dead_letter").inc()
+            continue
+        cid = got.customer_id
+        model = latest[cid][0] if cid in latest else CustomerModel.from_state(customers.get(cid))
+        ctx = context_of(got)
+        answer = answer_of(got.type)
+        if answer is not None:
+            offer = catalog.offers[got.offer_id]
+            asked = (
+                [catalog.offers[o] for o in model.asked if o in catalog.offers] if answer else []
+            )
+            model.learn(offer, ctx, answer, STRENGTH[got.type], asked)
+            if answer:
+                popular[got.offer_id] = popular.get(got.offer_id, 0.0) + STRENGTH[got.type]
+                if got.store_id is not None:
+                    await store_answers_topic.send(
+                        key=got.store_id,
+                        value=orjson.dumps(
+                            {
+                                "store_id": got.store_id,
+                                "offer_id": got.offer_id,
+                                "type": got.type,
+                                "ts": got.ts.timestamp(),
+                            }
+                        ),
+                    )
+        metrics.EVENTS.labels(got.type, "question" if answer is None else "answer").inc()
+        latest[cid] = (model, got, ctx)
+
+    decisions: dict[str, dict[str, Any]] = {}
+    for cid, (model, last, ctx) in latest.items():
+        decision = decide_for_customer(
+            catalog,
+            cid,
+            model,
+            last.store_id,
+            ctx,
+            load_trending(last.store_id),
+            time.time(),
+            rng,
+            policy,
+            "d-" + uuid.uuid4().hex,
+        )
+        customers[cid] = model.to_state()
+        decisions[cid] = {
+            **decision.as_json(catalog),
+            "channel": last.channel,
+            "event_id": last.event_id,
+        }
+    if decisions or popular:
+        await serving().write(offers=decisions, popular=popular)
+    written = time.time()
+    for cid, (_, last, _) in latest.items():
+        metrics.FRESHNESS_SECONDS.observe(max(0.0, written - last.ts.timestamp()))
+        await decisions_topic.send(key=cid, value=orjson.dumps(decisions[cid]))
+    metrics.BATCH_SECONDS.observe(time.perf_counter() - started)
+
+
+@app.agent(interactions_topic)
+async def learn(stream: faust.StreamT[bytes]) -> None:
+    # take_events (not take) keeps each message's topic/partition/offset for dead letters.
+    batches = stream.take_events(settings.batch_size, within=settings.batch_within_s)  # type: ignore[attr-defined]
+    async for events in batches:
+        await process(events)
+
+
+@app.timer(15.0)
+async def count_customers() -> None:
+    metrics.CUSTOMERS.set(len(customers))

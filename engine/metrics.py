@@ -1,0 +1,35 @@
+"""Prometheus metrics, all prefixed `tailor_`, in the default registry of each process."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+EVENTS = Counter(
+    "tailor_events", "Interactions consumed by the worker, by type and outcome", ["type", "outcome"]
+)
+DEAD_LETTERS = Counter("tailor_dead_letters", "Events sent to the dead-letter topic", ["reason"])
+BATCH_SECONDS = Histogram(
+    "tailor_batch_seconds",
+    "Time to process one batch of interactions (validate, learn, decide, write)",
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+)
+FRESHNESS_SECONDS = Histogram(
+    "tailor_decision_freshness_seconds",
+    "From an event's timestamp to its customer's new decision written to Redis",
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+)
+DECISIONS = Counter("tailor_decisions_written", "Decisions written to Redis", ["kind"])
+REDIS_ERRORS = Counter("tailor_redis_errors", "Redis operations that failed", ["op"])
+CUSTOMERS = Gauge("tailor_customers_with_model", "Customers with a model on this worker")
+STORE_CONTEXTS = Counter("tailor_store_context_updates", "Store context updates consumed")
+
+API_REQUESTS = Counter(
+    "tailor_api_requests", "HTTP requests by route and status", ["method", "route", "status"]
+)
+API_SECONDS = Histogram(
+    "tailor_api_request_seconds",
+    "HTTP request latency by route",
+    ["method", "route"],
+    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1),
+)
+API_EVENTS = Counter("tailor_api_events", "Events accepted or refused by the API", ["outcome"])

@@ -1,0 +1,93 @@
+"""Redis, the serving store: decisions written by the worker, read by the API.
+
+Keys: `tailor:offers:{customer_id}` and `tailor:board:{store_id}` hold decision JSON with a
+TTL; `tailor:popular` is a sorted set of yes-answers per offer across every worker, the
+fallback for a customer with no store.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any, cast
+
+import orjson
+import redis.asyncio as aioredis
+
+from engine import metrics
+
+OFFERS_KEY = "tailor:offers:"
+BOARD_KEY = "tailor:board:"
+POPULAR_KEY = "tailor:popular"
+
+
+def offers_key(customer_id: str) -> str:
+    return OFFERS_KEY + customer_id
+
+
+def board_key(store_id: str) -> str:
+    return BOARD_KEY + store_id
+
+
+class Serving:
+    """Typed access to Tailor's Redis keys; every write of a batch goes in one pipeline."""
+
+    def __init__(self, client: aioredis.Redis, offers_ttl_s: int, board_ttl_s: int) -> None:
+        self.client = client
+        self.offers_ttl_s = offers_ttl_s
+        self.board_ttl_s = board_ttl_s
+
+    @classmethod
+    def from_url(cls, url: str, offers_ttl_s: int, board_ttl_s: int) -> Serving:
+        return cls(aioredis.from_url(url), offers_ttl_s, board_ttl_s)
+
+    async def close(self) -> None:
+        await self.client.aclose()
+
+    async def ping(self) -> bool:
+        return bool(await self.client.ping())
+
+    async def write(
+        self,
+        offers: Mapping[str, dict[str, Any]] = {},
+        boards: Mapping[str, dict[str, Any]] = {},
+        popular: Mapping[str, float] = {},
+    ) -> None:
+        """Write customers' decisions, store boards and popularity in one round trip."""
+        pipe = self.client.pipeline(transaction=False)
+        for customer_id, decision in offers.items():
+            pipe.set(offers_key(customer_id), orjson.dumps(decision), ex=self.offers_ttl_s)
+        for store_id, board in boards.items():
+            pipe.set(board_key(store_id), orjson.dumps(board), ex=self.board_ttl_s)
+        for offer_id, weight in popular.items():
+            pipe.zincrby(POPULAR_KEY, weight, offer_id)
+        try:
+            await pipe.execute()
+        except Exception:
+            metrics.REDIS_ERRORS.labels("write").inc()
+            raise
+        if offers:
+            metrics.DECISIONS.labels("customer").inc(len(offers))
+        if boards:
+            metrics.DECISIONS.labels("board").inc(len(boards))
+
+    async def _get(self, key: str) -> dict[str, Any] | None:
+        try:
+            raw = await self.client.get(key)
+        except Exception:
+            metrics.REDIS_ERRORS.labels("read").inc()
+            raise
+        return orjson.loads(raw) if raw else None
+
+    async def customer_offers(self, customer_id: str) -> dict[str, Any] | None:
+        return await self._get(offers_key(customer_id))
+
+    async def board(self, store_id: str) -> dict[str, Any] | None:
+        return await self._get(board_key(store_id))
+
+    async def popular(self, k: int) -> Sequence[tuple[str, float]]:
+        try:
+            rows = await self.client.zrevrange(POPULAR_KEY, 0, k - 1, withscores=True)
+        except Exception:
+            metrics.REDIS_ERRORS.labels("read").inc()
+            raise
+        return [(m.decode(), float(s)) for m, s in cast(list[tuple[bytes, float]], rows)]

@@ -1,0 +1,51 @@
+"""Kafka topic names, in one place, and their creation with the right partition counts.
+
+Any process may be first to touch a topic; creating them explicitly keeps a broker's
+auto-creation (one partition) from fixing a topic's partition count by accident.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import TopicAlreadyExistsError
+
+from config.settings import Settings
+
+INTERACTIONS = "tailor.interactions"
+STORE_CONTEXT = "tailor.store-context"
+DECISIONS = "tailor.decisions"
+DEAD_LETTER = "tailor.dead-letter"
+STORE_ANSWERS = "tailor.store-answers"  # yes-answers repartitioned by store, for trending
+
+log = logging.getLogger("tailor.topics")
+
+
+def partitions(settings: Settings) -> dict[str, int]:
+    return {
+        INTERACTIONS: settings.interactions_partitions,
+        STORE_CONTEXT: settings.store_partitions,
+        STORE_ANSWERS: settings.store_partitions,
+        DECISIONS: settings.interactions_partitions,
+        DEAD_LETTER: 1,
+    }
+
+
+async def ensure_topics(settings: Settings) -> None:
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka)
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        missing = [
+            NewTopic(name, num_partitions=n, replication_factor=1)
+            for name, n in partitions(settings).items()
+            if name not in existing
+        ]
+        if missing:
+            with contextlib.suppress(TopicAlreadyExistsError):  # another process won the race
+                await admin.create_topics(missing)
+            log.info("created topics %s", ", ".join(t.name for t in missing))
+    finally:
+        await admin.close()

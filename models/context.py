@@ -1,0 +1,60 @@
+"""The situation a touchpoint happens in: daypart, weather, temperature, the queue, the channel."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from models.offer import DAYPARTS
+
+HOT_AT_C = 24.0
+COLD_AT_C = 12.0
+PEAK_QUEUE = 5
+_HOT_WEATHER = frozenset({"hot", "heatwave"})
+_COLD_WEATHER = frozenset({"snow", "cold", "freezing"})
+
+
+def daypart_at(ts: float, utc_offset_h: float = 0.0) -> str:
+    """The daypart of a UNIX time at a store `utc_offset_h` hours from UTC."""
+    hour = datetime.fromtimestamp(ts + utc_offset_h * 3600, tz=UTC).hour
+    if 5 <= hour < 11:
+        return DAYPARTS[0]
+    if 11 <= hour < 14:
+        return DAYPARTS[1]
+    if 14 <= hour < 17:
+        return DAYPARTS[2]
+    if 17 <= hour < 21:
+        return DAYPARTS[3]
+    return DAYPARTS[4]
+
+
+@dataclass(frozen=True, slots=True)
+class Context:
+    daypart: str
+    weather: str | None = None
+    temperature_c: float | None = None
+    queue_length: int | None = None
+    channel: str | None = None
+
+    @property
+    def thermal(self) -> str:
+        """'hot', 'cold' or 'mild': what the weather makes people crave."""
+        t = self.temperature_c
+        if (t is not None and t >= HOT_AT_C) or self.weather in _HOT_WEATHER:
+            return "hot"
+        if (t is not None and t <= COLD_AT_C) or self.weather in _COLD_WEATHER:
+            return "cold"
+        return "mild"
+
+    @property
+    def peak(self) -> bool:
+        return self.queue_length is not None and self.queue_length >= PEAK_QUEUE
+
+    def as_json(self) -> dict[str, object]:
+        return {
+            "daypart": self.daypart,
+            "weather": self.weather,
+            "temperature_c": self.temperature_c,
+            "queue_length": self.queue_length,
+            "channel": self.channel,
+        }
