@@ -60,6 +60,14 @@ class Settings(BaseSettings):
             raise ValueError("kafka_port and kafka_controller_port must differ")
         return self
 
+    def as_env(self) -> dict[str, str]:
+        """These settings as `TAILOR_*` variables, to hand to a child process."""
+        return {
+            f"TAILOR_{name.upper()}": str(value)
+            for name, value in self.model_dump().items()
+            if value is not None
+        }
+
     @property
     def embedded_kafka(self) -> bool:
         return self.kafka_bootstrap is None

@@ -6,13 +6,14 @@ Data flow:
         │                                   ├─► tailor.dead-letter (bad events, with reason)
         │                                   └─► tailor.store-answers (key store) ─► stores.trend
     tailor.store-context (key store) ─────────────────────────────────────────────► stores.context
-    stores.* ─► Redis tailor:board:{store}
+    stores.* ─► Redis tailor:board:{store} and tailor:store:{store} (trending + context snapshot)
 """
 
 from __future__ import annotations
 
 import logging
 import random
+from typing import Any
 
 import faust
 from faust.sensors.prometheus import setup_prometheus_sensors
@@ -85,15 +86,30 @@ customers = app.Table(
     partitions=settings.interactions_partitions,
     use_partitioner=True,
 )
-# Store state (trending and latest context), small and read by every customer decision,
-# so every worker keeps all of it.
-stores = app.GlobalTable(
+# Store state (trending and latest context), co-partitioned with the store topics. Its
+# snapshot goes to Redis beside the board, where customer decisions on any worker read it
+# (a GlobalTable would do, but misses its changelog when it is created at startup).
+stores = app.Table(
     "stores",
     default=None,
     schema=state_schema,
     partitions=settings.store_partitions,
     use_partitioner=True,
 )
+
+
+@app.on_partitions_assigned.connect
+async def _know_changelog_partitions(sender: Any, *_: Any, **__: Any) -> None:
+    """Have the producer's metadata for every changelog before any stream resumes.
+
+    With `use_partitioner`, a table write asks the producer for its key's partition from
+    cached metadata, without waiting; a changelog topic created at this start is not in
+    that cache yet, and the first write would crash its agent.
+    """
+    producer = app.producer._ensure_producer()  # type: ignore[attr-defined]
+    for table in (customers, stores):
+        await producer.partitions_for(table.changelog_topic.get_topic_name())
+
 
 _serving: Serving | None = None
 
@@ -104,3 +120,16 @@ def serving() -> Serving:
     if _serving is None:
         _serving = Serving.from_url(settings.redis, settings.offers_ttl_s, settings.board_ttl_s)
     return _serving
+
+
+@app.page("/ready")
+async def ready(web: faust.web.View, request: faust.web.Request) -> faust.web.Response:
+    """Readiness: partitions assigned and tables recovered (a Kubernetes readiness probe).
+
+    An event sent before this answers 200 may wait for a rebalance; one sent after is
+    consumed at once.
+    """
+    recovered = app.tables.recovery.completed.is_set()  # type: ignore[attr-defined]
+    is_ready = recovered and not app.rebalancing and not app.in_recovery
+    body = {"ready": is_ready, "recovered": recovered, "rebalancing": bool(app.rebalancing)}
+    return web.json(body, status=200 if is_ready else 503)

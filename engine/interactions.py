@@ -34,17 +34,17 @@ from engine.app import (
 )
 from engine.dead_letter import dead_letter
 from engine.events import Interaction, Rejection, decode_interaction
-from engine.stores import load_trending, situation_of
+from engine.stores import situation_of, trending_of
 from models.answer import STRENGTH, answer_of
 from models.context import Context, daypart_at
 from models.customer import CustomerModel
 from models.decision import decide_for_customer
 
 
-def context_of(event: Interaction) -> Context:
+def context_of(event: Interaction, store_state: dict[str, Any] | None) -> Context:
     """The touchpoint's context: what the event says, else what its store last told us."""
     store = catalog.stores.get(event.store_id or "")
-    known = situation_of(event.store_id)
+    known = situation_of(store_state)
     told = event.context
     ts = event.ts.timestamp()
     return Context(
@@ -66,17 +66,22 @@ def context_of(event: Interaction) -> Context:
 
 async def process(events: Sequence[EventT[bytes]]) -> None:
     started = time.perf_counter()
-    latest: dict[str, tuple[CustomerModel, Interaction, Context]] = {}
-    popular: dict[str, float] = {}
+    valid: list[Interaction] = []
     for event in events:
         got = decode_interaction(event.value, catalog)
         if isinstance(got, Rejection):
             await dead_letter(event, got)
             metrics.EVENTS.labels("invalid", "dead_letter").inc()
-            continue
+        else:
+            valid.append(got)
+    store_states = await serving().store_states(sorted({e.store_id for e in valid if e.store_id}))
+
+    latest: dict[str, tuple[CustomerModel, Interaction, Context]] = {}
+    popular: dict[str, float] = {}
+    for got in valid:
         cid = got.customer_id
         model = latest[cid][0] if cid in latest else CustomerModel.from_state(customers.get(cid))
-        ctx = context_of(got)
+        ctx = context_of(got, store_states.get(got.store_id or ""))
         answer = answer_of(got.type)
         if answer is not None:
             offer = catalog.offers[got.offer_id]
@@ -109,7 +114,7 @@ async def process(events: Sequence[EventT[bytes]]) -> None:
             model,
             last.store_id,
             ctx,
-            load_trending(last.store_id),
+            trending_of(store_states.get(last.store_id)) if last.store_id else None,
             time.time(),
             rng,
             policy,

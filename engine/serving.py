@@ -1,8 +1,9 @@
 """Redis, the serving store: decisions written by the worker, read by the API.
 
 Keys: `tailor:offers:{customer_id}` and `tailor:board:{store_id}` hold decision JSON with a
-TTL; `tailor:popular` is a sorted set of yes-answers per offer across every worker, the
-fallback for a customer with no store.
+TTL; `tailor:store:{store_id}` is the store's trending and context snapshot, which customer
+decisions on every worker read; `tailor:popular` is a sorted set of yes-answers per offer
+across every worker, the fallback for a customer with no store.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from engine import metrics
 
 OFFERS_KEY = "tailor:offers:"
 BOARD_KEY = "tailor:board:"
+STORE_KEY = "tailor:store:"
 POPULAR_KEY = "tailor:popular"
 
 
@@ -50,14 +52,17 @@ class Serving:
         self,
         offers: Mapping[str, dict[str, Any]] = {},
         boards: Mapping[str, dict[str, Any]] = {},
+        store_states: Mapping[str, dict[str, Any]] = {},
         popular: Mapping[str, float] = {},
     ) -> None:
-        """Write customers' decisions, store boards and popularity in one round trip."""
+        """Write decisions, boards, store snapshots and popularity in one round trip."""
         pipe = self.client.pipeline(transaction=False)
         for customer_id, decision in offers.items():
             pipe.set(offers_key(customer_id), orjson.dumps(decision), ex=self.offers_ttl_s)
         for store_id, board in boards.items():
             pipe.set(board_key(store_id), orjson.dumps(board), ex=self.board_ttl_s)
+        for store_id, state in store_states.items():
+            pipe.set(STORE_KEY + store_id, orjson.dumps(state), ex=self.board_ttl_s)
         for offer_id, weight in popular.items():
             pipe.zincrby(POPULAR_KEY, weight, offer_id)
         try:
@@ -83,6 +88,17 @@ class Serving:
 
     async def board(self, store_id: str) -> dict[str, Any] | None:
         return await self._get(board_key(store_id))
+
+    async def store_states(self, store_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """Trending and context snapshots of these stores, in one round trip."""
+        if not store_ids:
+            return {}
+        try:
+            values = await self.client.mget([STORE_KEY + s for s in store_ids])
+        except Exception:
+            metrics.REDIS_ERRORS.labels("read").inc()
+            raise
+        return {s: orjson.loads(v) for s, v in zip(store_ids, values, strict=True) if v}
 
     async def popular(self, k: int) -> Sequence[tuple[str, float]]:
         try:

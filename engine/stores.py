@@ -1,8 +1,9 @@
 """Store agents: trending per store and store context, both rendered into the store's board.
 
 Stream stage: tailor.store-answers + tailor.store-context (keyed by store) ─► `stores`
-table ─► Redis tailor:board:{store}. A leader timer re-renders every board so dayparts
-turn and trending decays even when a store is quiet.
+table ─► Redis tailor:board:{store} (what screens show) and tailor:store:{store} (the
+trending and context snapshot customer decisions read). A timer re-renders the boards of
+this worker's stores so dayparts turn and trending decays even when a store is quiet.
 """
 
 from __future__ import annotations
@@ -36,36 +37,19 @@ from models.trending import Trending
 BOARD_REFRESH_S = 30.0
 
 
-def load_trending(store_id: str | None) -> Trending | None:
-    if store_id is None:
-        return None
-    state = stores.get(store_id) or {}
-    return Trending.from_state(state.get("trending"), settings.trending_half_life_s)
+def trending_of(state: dict[str, Any] | None) -> Trending:
+    return Trending.from_state((state or {}).get("trending"), settings.trending_half_life_s)
 
 
-def situation_of(store_id: str | None) -> dict[str, Any]:
+def situation_of(state: dict[str, Any] | None) -> dict[str, Any]:
     """The store's latest known weather, temperature and queue ({} if never told)."""
-    if store_id is None:
-        return {}
-    state = stores.get(store_id) or {}
-    situation: dict[str, Any] = state.get("context") or {}
+    situation: dict[str, Any] = (state or {}).get("context") or {}
     return situation
 
 
-def _save(
-    store_id: str, trending: Trending | None = None, situation: dict[str, Any] | None = None
-) -> None:
-    state = dict(stores.get(store_id) or {})
-    if trending is not None:
-        state["trending"] = trending.to_state()
-    if situation is not None:
-        state["context"] = situation
-    stores[store_id] = state
-
-
-def board_for(store_id: str, now: float) -> dict[str, Any]:
+def board_for(store_id: str, state: dict[str, Any] | None, now: float) -> dict[str, Any]:
     store = catalog.stores[store_id]
-    situation = situation_of(store_id)
+    situation = situation_of(state)
     ctx = Context(
         daypart=daypart_at(now, store.utc_offset_h),
         weather=situation.get("weather"),
@@ -74,16 +58,19 @@ def board_for(store_id: str, now: float) -> dict[str, Any]:
         channel="drive_thru",
     )
     decision = decide_board(
-        catalog, store_id, ctx, load_trending(store_id), now, rng, policy, "b-" + uuid.uuid4().hex
+        catalog, store_id, ctx, trending_of(state), now, rng, policy, "b-" + uuid.uuid4().hex
     )
-    board = decision.as_json(catalog)
-    board["store_name"] = store.name
-    return board
+    return {**decision.as_json(catalog), "store_name": store.name}
 
 
-async def publish_boards(store_ids: set[str]) -> None:
+async def publish(store_ids: set[str]) -> None:
+    """Render and write the boards and snapshots of these (locally owned) stores."""
     now = time.time()
-    await serving().write(boards={s: board_for(s, now) for s in store_ids})
+    states = {s: stores.get(s) or {} for s in store_ids}
+    await serving().write(
+        boards={s: board_for(s, state, now) for s, state in states.items()},
+        store_states=states,
+    )
 
 
 @app.agent(store_answers_topic)
@@ -94,13 +81,12 @@ async def trend(stream: faust.StreamT[bytes]) -> None:
         for raw in batch:
             answer = orjson.loads(raw)  # validated upstream by interactions.learn
             store_id = answer["store_id"]
-            trending = touched.get(store_id) or load_trending(store_id)
-            assert trending is not None
+            trending = touched.get(store_id) or trending_of(stores.get(store_id))
             trending.add(answer["offer_id"], STRENGTH[answer["type"]], answer["ts"])
             touched[store_id] = trending
         for store_id, trending in touched.items():
-            _save(store_id, trending=trending)
-        await publish_boards(set(touched))
+            stores[store_id] = {**(stores.get(store_id) or {}), "trending": trending.to_state()}
+        await publish(set(touched))
 
 
 @app.agent(store_context_topic)
@@ -115,15 +101,21 @@ async def context(stream: faust.StreamT[bytes]) -> None:
                 await dead_letter(event, update)
                 continue
             metrics.STORE_CONTEXTS.inc()
-            situation = {**situation_of(update.store_id), **update.model_dump(exclude_none=True)}
-            situation["ts"] = update.ts.timestamp()
-            _save(update.store_id, situation=situation)
+            state = stores.get(update.store_id) or {}
+            situation = {
+                **situation_of(state),
+                **update.model_dump(exclude_none=True, exclude={"ts"}),
+                "ts": update.ts.timestamp(),
+            }
+            stores[update.store_id] = {**state, "context": situation}
             touched.add(update.store_id)
         if touched:
-            await publish_boards(touched)
+            await publish(touched)
 
 
-@app.timer(BOARD_REFRESH_S, on_leader=True)
+@app.timer(BOARD_REFRESH_S)
 async def refresh_boards() -> None:
-    """Every store has a board from the start, and boards follow the clock when quiet."""
-    await publish_boards(set(catalog.stores))
+    """Boards follow the clock when a store is quiet: dayparts turn, trending decays."""
+    owned = {s for s in stores.keys() if s in catalog.stores}  # noqa: SIM118 - a Faust table
+    if owned:
+        await publish(owned)

@@ -6,10 +6,19 @@ import logging
 
 
 def run(loglevel: str = "info") -> int:
+    import asyncio
+
     import faust
 
     from engine import interactions, stores  # noqa: F401 - registers the agents
     from engine.app import app, settings
+    from engine.topics import ensure_topics
+
+    # Source topics with their partition counts exist before Faust subscribes to them.
+    # A private loop: asyncio.run would leave none current for Faust's worker.
+    loop = asyncio.new_event_loop()
+    loop.run_until_complete(ensure_topics(settings))
+    loop.close()
 
     logging.getLogger("aiokafka").setLevel(logging.WARNING)
     worker = faust.Worker(app, loglevel=loglevel, quiet=True)

@@ -1,0 +1,144 @@
+"""`tailor demo`: the whole loop on one machine, stopped cleanly on Ctrl-C or SIGTERM.
+
+Starts the local stack (unless TAILOR_KAFKA_BOOTSTRAP / TAILOR_REDIS_URL point elsewhere),
+a worker and the API as child processes, then the simulator in this process, and prints a
+live line read from the worker's own /metrics.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import subprocess
+import time
+from datetime import UTC, datetime
+
+import httpx
+from prometheus_client.parser import text_string_to_metric_families
+
+from config.settings import Settings
+from engine.processes import start_role, stop, wait_http
+from engine.simulate import simulate
+from engine.stack import Stack
+
+LIVE_EVERY_S = 2.0
+
+
+def _totals(metrics_text: str) -> dict[str, float]:
+    """Sum each tailor_* counter/histogram sample over its labels."""
+    totals: dict[str, float] = {}
+    for family in text_string_to_metric_families(metrics_text):
+        for sample in family.samples:
+            if sample.name.startswith("tailor_"):
+                totals[sample.name] = totals.get(sample.name, 0.0) + sample.value
+    return totals
+
+
+async def _live(metrics_url: str, stop_event: asyncio.Event) -> None:
+    previous: dict[str, float] = {}
+    last = time.monotonic()
+    async with httpx.AsyncClient(timeout=2) as client:
+        while not stop_event.is_set():
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(stop_event.wait(), LIVE_EVERY_S)
+            try:
+                now_totals = _totals((await client.get(metrics_url)).text)
+            except httpx.HTTPError:
+                print("live: worker metrics unavailable", flush=True)
+                continue
+            now = time.monotonic()
+            delta = {k: v - previous.get(k, 0.0) for k, v in now_totals.items()}
+            n = delta.get("tailor_decision_freshness_seconds_count", 0.0)
+            fresh = delta.get("tailor_decision_freshness_seconds_sum", 0.0) / n * 1000 if n else 0.0
+            print(
+                f"live: {delta.get('tailor_events_total', 0.0) / (now - last):7.1f} events/s | "
+                f"decisions {now_totals.get('tailor_decisions_written_total', 0):8.0f} | "
+                f"dead letters {now_totals.get('tailor_dead_letters_total', 0):4.0f} | "
+                f"event->decision {fresh:6.1f} ms avg",
+                flush=True,
+            )
+            previous, last = now_totals, now
+
+
+def _banner(settings: Settings, keys_note: str) -> str:
+    api = f"http://{settings.api_host}:{settings.api_port}"
+    return f"""
+  Tailor is running. {keys_note}
+    API docs          {api}/docs
+    store board       {api}/v1/stores/s-1/board
+    customer offers   {api}/v1/customers/sim7-c0001/offers?store_id=s-1
+    catalog           {api}/v1/offers
+    API metrics       {api}/metrics
+    worker metrics    http://127.0.0.1:{settings.worker_web_port}/metrics
+    logs              {settings.state_dir / "logs"}
+  Ctrl-C stops everything the demo started.
+"""
+
+
+def run(settings: Settings, rate: float = 20.0, duration: float | None = None) -> int:
+    stack = Stack(settings)
+    was_running = any(s.state == "running" for s in stack.status())
+    logs = settings.state_dir / "logs"
+    children: list[subprocess.Popen[bytes]] = []
+    stop_event = asyncio.Event()
+
+    def on_signal(*_: object) -> None:
+        stop_event.set()
+
+    # Until the simulator's loop takes over the signals, SIGTERM stops the demo like Ctrl-C.
+    previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
+    try:
+        stack.up()
+        served = settings.model_copy(
+            update={"kafka_bootstrap": settings.kafka, "redis_url": settings.redis}
+        )
+        worker = start_role("worker", served, logs / "worker.log")
+        children.append(worker)
+        api = start_role("api", served, logs / "api.log")
+        children.append(api)
+        print("Waiting for the worker and the API ...", flush=True)
+        wait_http(f"http://127.0.0.1:{settings.api_port}/healthz", api, logs / "api.log")
+        metrics_url = f"http://127.0.0.1:{settings.worker_web_port}/metrics"
+        wait_http(f"http://127.0.0.1:{settings.worker_web_port}/ready", worker, logs / "worker.log")
+        print(_banner(settings, "API keys: off (local development)."), flush=True)
+
+        async def main() -> None:
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(sig, on_signal)
+            live = asyncio.create_task(_live(metrics_url, stop_event))
+            try:
+                summary = await simulate(
+                    f"http://127.0.0.1:{settings.api_port}",
+                    rate=rate,
+                    duration=duration,
+                    seed=7,
+                    customers=500,
+                    speed=1.0,  # real time, so event-to-decision freshness is honest
+                    start=datetime.now(UTC),
+                    progress=lambda line: print(line, flush=True),
+                    stop=stop_event,
+                )
+                print(
+                    f"simulator: {summary.visits} visits, {summary.events} events, "
+                    f"{summary.purchases} purchases, {summary.errors} errors",
+                    flush=True,
+                )
+            finally:
+                stop_event.set()
+                await live
+
+        asyncio.run(main())
+        return 0
+    except KeyboardInterrupt:
+        return 130
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        print("Stopping ...", flush=True)
+        for child in reversed(children):
+            stop(child)
+        if not was_running:
+            stack.down()
+        else:
+            print("The stack was already running before the demo; it stays up (tailor stack down).")

@@ -1,0 +1,70 @@
+"""Settings and catalog validation: bad configuration fails at start with a clear message."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from config.catalog import CatalogError, load_catalog
+from config.settings import Settings, SettingsError, get_settings
+
+
+def test_default_catalog_is_a_full_drive_thru_menu() -> None:
+    catalog = load_catalog()
+    assert len(catalog.offers) >= 20 and len(catalog.stores) >= 3
+    categories = {o.category for o in catalog.offers.values()}
+    assert {
+        "hot_drinks", "cold_drinks", "breakfast", "burgers", "chicken", "salads", "sides", "desserts"
+    } <= categories  # fmt: skip
+    for offer in catalog.offers.values():
+        assert offer.price > 0 and offer.prep_s > 0 and offer.dayparts
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ("[[offers]]\nid='x'\n", "missing field 'dayparts'"),
+        (
+            "[[offers]]\nid='x'\nname='X'\ncategory='c'\nprice=-1\nprep_s=1\ndayparts=['lunch']\n"
+            "[[stores]]\nid='s'\nname='S'\n",
+            "price must be > 0",
+        ),
+        (
+            "[[offers]]\nid='x'\nname='X'\ncategory='c'\nprice=1\nprep_s=1\ndayparts=['brunch']\n",
+            "unknown dayparts ['brunch']",
+        ),
+        ("not toml [", "cannot read catalog"),
+        (
+            "[[offers]]\nid='x'\nname='X'\ncategory='c'\nprice=1\nprep_s=1\ndayparts=['lunch']\n"
+            "[[stores]]\nid='s'\nname='S'\nexclude=['nope']\n",
+            "excludes unknown offers ['nope']",
+        ),
+    ],
+)
+def test_bad_catalogs_say_what_is_wrong(tmp_path: Path, body: str, message: str) -> None:
+    path = tmp_path / "menu.toml"
+    path.write_text(body)
+    with pytest.raises(CatalogError, match=message.replace("[", r"\[").replace("]", r"\]")):
+        load_catalog(path)
+
+
+def test_settings_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TAILOR_API_PORT", "9001")
+    monkeypatch.setenv("TAILOR_KAFKA_BOOTSTRAP", "broker:9092")
+    s = Settings()
+    assert s.api_port == 9001 and s.kafka == "broker:9092" and not s.embedded_kafka
+    assert s.redis == "redis://127.0.0.1:6379/0" and s.embedded_redis
+
+
+def test_bad_settings_name_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TAILOR_API_PORT", "eighty")
+    monkeypatch.setenv("TAILOR_EXPLORE_RATE", "2")
+    get_settings.cache_clear()
+    try:
+        with pytest.raises(SettingsError) as err:
+            get_settings()
+    finally:
+        get_settings.cache_clear()
+    assert "TAILOR_API_PORT" in str(err.value) and "'eighty'" in str(err.value)
+    assert "TAILOR_EXPLORE_RATE" in str(err.value)

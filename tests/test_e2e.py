@@ -1,0 +1,363 @@
+"""End to end through a real Kafka broker and a real Redis server, both started by the
+`stack_settings` fixture, with `tailor worker` and `tailor api` as child processes.
+
+Nothing here is faked: events go over HTTP to the API, through Kafka to the Faust worker,
+and decisions come back from Redis over HTTP.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+import httpx
+import orjson
+import pytest
+import redis.asyncio as aioredis
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from prometheus_client.parser import text_string_to_metric_families
+
+from config.catalog import load_catalog
+from config.settings import Settings
+from engine.processes import start_role, stop, tail, wait_http
+from engine.topics import DEAD_LETTER, INTERACTIONS
+from tests.conftest import free_ports
+
+pytestmark = pytest.mark.e2e
+CATALOG = load_catalog()
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Pipeline:
+    settings: Settings
+    api: str
+    worker_metrics: str
+    logs: Path
+
+
+@pytest.fixture(scope="module")
+def pipeline(
+    stack_settings: Settings, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Pipeline]:
+    api_port, web_port = free_ports(2)
+    settings = stack_settings.model_copy(
+        update={
+            "kafka_bootstrap": stack_settings.kafka,
+            "redis_url": stack_settings.redis,
+            "app_id": "tailor-e2e-" + uuid.uuid4().hex[:8],
+            "api_port": api_port,
+            "worker_web_port": web_port,
+            "explore_rate": 0.0,  # deterministic rankings; exploration has unit tests
+            "offers_per_decision": 24,  # the whole ranking, so a test can pick the last offer
+        }
+    )
+    logs = tmp_path_factory.mktemp("logs")
+    worker = start_role("worker", settings, logs / "worker.log")
+    api = start_role("api", settings, logs / "api.log")
+    try:
+        wait_http(f"http://127.0.0.1:{api_port}/healthz", api, logs / "api.log")
+        wait_http(f"http://127.0.0.1:{web_port}/ready", worker, logs / "worker.log")
+        yield Pipeline(
+            settings, f"http://127.0.0.1:{api_port}", f"http://127.0.0.1:{web_port}/metrics", logs
+        )
+    finally:
+        stop(api)
+        stop(worker)
+        print(f"--- worker log: {logs / 'worker.log'}")
+
+
+@pytest.fixture
+async def http(pipeline: Pipeline) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(base_url=pipeline.api, timeout=10) as client:
+        yield client
+
+
+@pytest.fixture
+async def redis(pipeline: Pipeline) -> AsyncIterator[aioredis.Redis]:
+    client = aioredis.from_url(pipeline.settings.redis)
+    yield client
+    await client.aclose()
+
+
+async def eventually(
+    probe: Callable[[], Awaitable[T | None]], what: str, within: float = 90.0
+) -> T:
+    """Poll until `probe` returns something truthy. The timeout only bounds a failing test;
+    nothing asserts on how fast it passes."""
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        if got := await probe():
+            return got
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"timed out after {within:.0f}s waiting for {what}")
+
+
+def event(customer_id: str, offer_id: str, type_: str = "purchase", **extra: Any) -> dict[str, Any]:
+    return {
+        "event_id": "e-" + uuid.uuid4().hex,
+        "type": type_,
+        "customer_id": customer_id,
+        "offer_id": offer_id,
+        "ts": datetime.now(UTC).isoformat(),
+        **extra,
+    }
+
+
+async def post_events(http: httpx.AsyncClient, events: list[dict[str, Any]]) -> None:
+    response = await http.post("/v1/events", json=events)
+    assert response.status_code == 202, response.text
+    assert response.json()["accepted"] == len(events)
+
+
+async def customer_decision(
+    http: httpx.AsyncClient, customer_id: str, after_event: str, **params: Any
+) -> dict[str, Any]:
+    """The customer's offers over HTTP, once the worker has decided after `after_event`."""
+
+    async def probe() -> dict[str, Any] | None:
+        r = await http.get(f"/v1/customers/{customer_id}/offers", params=params)
+        assert r.status_code == 200, r.text
+        body: dict[str, Any] = r.json()
+        return body if body["source"] == "customer" and body["event_id"] == after_event else None
+
+    return await eventually(probe, f"{customer_id}'s decision after {after_event}")
+
+
+async def test_a_fresh_customer_who_keeps_buying_their_last_offer_sees_it_in_their_top_3(
+    http: httpx.AsyncClient,
+) -> None:
+    cid = "c-" + uuid.uuid4().hex[:10]
+    where = {"store_id": "s-1", "channel": "web"}
+    first = event(cid, "coffee", "impression", **where)
+    await post_events(http, [first])
+    ranking = [
+        o["offer_id"]
+        for o in (await customer_decision(http, cid, first["event_id"], k=24, **where))["offers"]
+    ]
+    last = ranking[-1]
+    assert last not in ranking[:3]
+
+    for purchase_no in range(1, 16):
+        shown = await http.get(f"/v1/customers/{cid}/offers", params={"k": 3, **where})
+        decision_id = shown.json()["decision_id"]
+        answer = event(cid, last, "purchase", decision_id=decision_id, value=1.0, **where)
+        sent = time.monotonic()
+        await post_events(http, [answer])
+        top3 = await customer_decision(http, cid, answer["event_id"], k=3, **where)
+        seen = time.monotonic() - sent
+        if last in [o["offer_id"] for o in top3["offers"]]:
+            print(
+                f"{last} (last of {len(ranking)}) reached the top 3 after {purchase_no} "
+                f"purchases; decision visible over HTTP {seen * 1000:.0f} ms after the event"
+            )
+            return
+    raise AssertionError(f"{last} still not in the top 3 after 15 purchases: {top3['offers']}")
+
+
+async def test_the_decision_in_redis_carries_id_scores_reasons_and_propensities(
+    http: httpx.AsyncClient, redis: aioredis.Redis
+) -> None:
+    cid = "c-" + uuid.uuid4().hex[:10]
+    first = event(cid, "fries", "click", store_id="s-2", channel="app")
+    await post_events(http, [first])
+    await customer_decision(http, cid, first["event_id"], store_id="s-2")
+    raw = await redis.get(f"tailor:offers:{cid}")
+    assert raw is not None
+    decision = orjson.loads(raw)
+    assert decision["decision_id"].startswith("d-")
+    assert decision["customer_id"] == cid and decision["answers"] == 1
+    assert decision["offers"]
+    for offer in decision["offers"]:
+        assert isinstance(offer["score"], float) and offer["score"] > 0
+        assert offer["reasons"] and all(isinstance(r, str) for r in offer["reasons"])
+        assert 0 < offer["propensity"] <= 1
+        assert offer["offer_id"] in CATALOG.offers
+    assert 0 < await redis.ttl(f"tailor:offers:{cid}") <= 7 * 86400
+
+
+async def board_at(http: httpx.AsyncClient, store_id: str, temperature_c: float) -> dict[str, Any]:
+    async def probe() -> dict[str, Any] | None:
+        r = await http.get(f"/v1/stores/{store_id}/board")
+        if r.status_code != 200:
+            return None
+        body: dict[str, Any] = r.json()
+        return body if body["context"]["temperature_c"] == temperature_c else None
+
+    return await eventually(probe, f"{store_id}'s board at {temperature_c} C")
+
+
+def count_tagged(board: dict[str, Any], tag: str) -> int:
+    return sum(tag in CATALOG.offers[o["offer_id"]].tags for o in board["offers"][:6])
+
+
+async def test_a_store_board_follows_its_weather(http: httpx.AsyncClient) -> None:
+    hot = {"weather": "sunny", "temperature_c": 35.0, "queue_length": 1}
+    r = await http.post("/v1/stores/s-2/context", json=hot)
+    assert r.status_code == 202, r.text
+    hot_board = await board_at(http, "s-2", 35.0)
+    cold = {"weather": "snow", "temperature_c": -3.0, "queue_length": 1}
+    r = await http.post("/v1/stores/s-2/context", json=cold)
+    assert r.status_code == 202, r.text
+    cold_board = await board_at(http, "s-2", -3.0)
+
+    assert [o["offer_id"] for o in hot_board["offers"][:6]] != [
+        o["offer_id"] for o in cold_board["offers"][:6]
+    ]
+    assert count_tagged(hot_board, "cold") > count_tagged(hot_board, "hot")
+    assert count_tagged(cold_board, "hot") > count_tagged(cold_board, "cold")
+    assert any("hot_weather" in o["reasons"] for o in hot_board["offers"])
+    assert any("cold_weather" in o["reasons"] for o in cold_board["offers"])
+
+
+async def test_an_unknown_customer_gets_the_store_board_then_the_global_list(
+    http: httpx.AsyncClient,
+) -> None:
+    r = await http.post("/v1/stores/s-3/context", json={"temperature_c": 20.5})
+    assert r.status_code == 202
+    board = await board_at(http, "s-3", 20.5)
+    stranger = "never-seen-" + uuid.uuid4().hex
+    r = await http.get(f"/v1/customers/{stranger}/offers", params={"store_id": "s-3", "k": 4})
+    assert r.status_code == 200
+    body = r.json()
+    assert body["source"] == "store"
+    assert body["decision_id"].startswith("b-")
+    assert len(body["offers"]) == 4
+    assert {o["offer_id"] for o in body["offers"]} <= {o["offer_id"] for o in board["offers"]}
+
+    r = await http.get(f"/v1/customers/{stranger}/offers", params={"k": 5})
+    body = r.json()
+    assert body["source"] == "global" and len(body["offers"]) == 5
+    assert all(o["offer_id"] in CATALOG.offers and o["reasons"] for o in body["offers"])
+
+
+async def test_malformed_events_go_to_the_dead_letter_topic_and_the_worker_goes_on(
+    pipeline: Pipeline, redis: aioredis.Redis
+) -> None:
+    token = uuid.uuid4().hex
+    good = event("c-after-" + token, "lemonade", store_id="s-1")
+    bad: dict[bytes, str] = {
+        f"not json at all {token}".encode(): "not_json",
+        orjson.dumps({"event_id": token, "type": "purchase"}): "missing_field",
+        orjson.dumps({**event("c-" + token, "fries"), "value": "cheap"}): "wrong_type",
+        orjson.dumps(event("c-" + token, "fries", "teleport")): "unknown_type",
+        orjson.dumps(event("c-" + token, "caviar-" + token)): "unknown_offer",
+    }
+    producer = AIOKafkaProducer(bootstrap_servers=pipeline.settings.kafka)
+    await producer.start()
+    try:
+        for raw in bad:
+            await producer.send_and_wait(INTERACTIONS, raw, key=b"c-" + token.encode())
+        await producer.send_and_wait(
+            INTERACTIONS, orjson.dumps(good), key=good["customer_id"].encode()
+        )
+    finally:
+        await producer.stop()
+
+    consumer = AIOKafkaConsumer(
+        DEAD_LETTER,
+        bootstrap_servers=pipeline.settings.kafka,
+        auto_offset_reset="earliest",
+        group_id=None,
+    )
+    await consumer.start()
+    found: dict[bytes, dict[str, bytes]] = {}
+    try:
+        deadline = time.monotonic() + 90
+        while len(found) < len(bad) and time.monotonic() < deadline:
+            batch = await consumer.getmany(timeout_ms=500)
+            for records in batch.values():
+                for record in records:
+                    if record.value in bad:
+                        found[record.value] = dict(record.headers)
+    finally:
+        await consumer.stop()
+    assert set(found) == set(bad), (
+        "every malformed event reaches the dead-letter topic, byte for byte"
+    )
+    for raw, reason in bad.items():
+        headers = found[raw]
+        assert headers["tailor.reason"].decode() == reason
+        assert headers["tailor.detail"]
+        assert headers["tailor.source"].decode().startswith(INTERACTIONS + "/")
+
+    async def decided() -> bytes | None:
+        value: bytes | None = await redis.get("tailor:offers:" + good["customer_id"])
+        return value
+
+    await eventually(decided, "the valid event after the bad ones to be decided")
+
+    async with httpx.AsyncClient() as client:
+        text = (await client.get(pipeline.worker_metrics)).text
+    dead = {
+        s.labels["reason"]: s.value
+        for family in text_string_to_metric_families(text)
+        if family.name == "tailor_dead_letters"
+        for s in family.samples
+        if s.name == "tailor_dead_letters_total"
+    }
+    assert set(bad.values()) <= set(dead)
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "status", "says"),
+    [
+        ("POST", "/v1/events", b"{oops", 400, "not JSON"),
+        ("POST", "/v1/events", orjson.dumps({"type": "purchase"}), 400, "event_id: Field required"),
+        ("POST", "/v1/events", orjson.dumps([]), 400, "at least one event"),
+        (
+            "POST",
+            "/v1/events",
+            orjson.dumps([event("c", "fries"), event("c", "truffle")]),
+            400,
+            "event 1: offer_id",
+        ),
+        (
+            "POST",
+            "/v1/events",
+            orjson.dumps(event("c", "fries", "hug")),
+            400,
+            "type: Input should be",
+        ),
+        ("POST", "/v1/events", orjson.dumps([event("c", "fries")] * 1001), 413, "at most 1000"),
+        (
+            "POST",
+            "/v1/stores/s-1/context",
+            orjson.dumps({"temperature_c": 500}),
+            400,
+            "temperature_c",
+        ),
+        (
+            "POST",
+            "/v1/stores/s-9/context",
+            orjson.dumps({"temperature_c": 5}),
+            404,
+            "no store 's-9'",
+        ),
+        ("GET", "/v1/stores/s-9/board", None, 404, "no store 's-9'"),
+        ("GET", "/v1/customers/c/offers?k=0", None, 400, "k: Input should be greater"),
+        ("GET", "/v1/customers/c/offers?store_id=nowhere", None, 404, "no store 'nowhere'"),
+    ],
+)
+async def test_bad_http_requests_get_a_4xx_that_says_what_is_wrong(
+    http: httpx.AsyncClient, method: str, path: str, body: bytes | None, status: int, says: str
+) -> None:
+    r = await http.request(method, path, content=body, headers={"content-type": "application/json"})
+    assert r.status_code == status, r.text
+    assert says in r.json()["error"]
+
+
+async def test_catalog_health_and_metrics_endpoints(http: httpx.AsyncClient) -> None:
+    stores = (await http.get("/v1/stores")).json()["stores"]
+    offers = (await http.get("/v1/offers")).json()["offers"]
+    assert {s["store_id"] for s in stores} == set(CATALOG.stores)
+    assert len(offers) == len(CATALOG.offers)
+    assert (await http.get("/healthz")).json()["redis"] is True
+    text = (await http.get("/metrics")).text
+    assert "tailor_api_requests_total" in text and "tailor_api_request_seconds" in text
