@@ -98,7 +98,7 @@ stores = app.Table(
 )
 
 
-@app.on_partitions_assigned.connect
+@app.on_partitions_assigned.connect  # type: ignore[arg-type]  # mode types the positional-only sender
 async def _know_changelog_partitions(sender: Any, *_: Any, **__: Any) -> None:
     """Have the producer's metadata for every changelog before any stream resumes.
 
