@@ -130,7 +130,9 @@ async def process(events: Sequence[EventT[bytes]]) -> None:
         await serving().write(offers=decisions, popular=popular)
     written = time.time()
     for cid, (_, last, _) in latest.items():
-        metrics.FRESHNESS_SECONDS.observe(max(0.0, written - last.ts.timestamp()))
+        lag = written - last.ts.timestamp()
+        if lag >= 0:  # an event stamped in the future (clock skew) says nothing of freshness
+            metrics.FRESHNESS_SECONDS.observe(lag)
         await decisions_topic.send(key=cid, value=orjson.dumps(decisions[cid]))
     metrics.BATCH_SECONDS.observe(time.perf_counter() - started)
 
