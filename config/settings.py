@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
 
 from pydantic import Field, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -22,7 +21,6 @@ class SettingsError(RuntimeError):
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="TAILOR_", frozen=True, extra="ignore")
 
-    env: Literal["development", "production"] = "development"
     app_id: str = Field("tailor", description="Faust app id: consumer group and table prefix")
 
     # Servers. When a URL/bootstrap is given, Tailor uses that server and starts none.

@@ -46,33 +46,20 @@ app = faust.App(
 )
 setup_prometheus_sensors(app, pattern="/metrics", name_prefix="tailor_faust")
 
-# Values are raw bytes: the agents validate them, and a bad one reaches the dead-letter
-# topic byte for byte.
-interactions_topic = app.topic(
-    INTERACTIONS,
-    key_type=str,
-    key_serializer="raw",
-    value_serializer="raw",
-    partitions=settings.interactions_partitions,
-)
-store_answers_topic = app.topic(
-    STORE_ANSWERS,
-    key_type=str,
-    key_serializer="raw",
-    value_serializer="raw",
-    partitions=settings.store_partitions,
-)
-store_context_topic = app.topic(
-    STORE_CONTEXT,
-    key_type=str,
-    key_serializer="raw",
-    value_serializer="raw",
-    partitions=settings.store_partitions,
-)
-decisions_topic = app.topic(DECISIONS, key_type=str, key_serializer="raw", value_serializer="raw")
-dead_letter_topic = app.topic(
-    DEAD_LETTER, key_type=str, key_serializer="raw", value_serializer="raw"
-)
+
+def _raw_topic(name: str, partitions: int | None = None) -> faust.TopicT:
+    """Keys and values as raw bytes: agents validate values themselves, so a bad one
+    reaches the dead-letter topic byte for byte."""
+    return app.topic(
+        name, key_type=str, key_serializer="raw", value_serializer="raw", partitions=partitions
+    )
+
+
+interactions_topic = _raw_topic(INTERACTIONS, settings.interactions_partitions)
+store_answers_topic = _raw_topic(STORE_ANSWERS, settings.store_partitions)
+store_context_topic = _raw_topic(STORE_CONTEXT, settings.store_partitions)
+decisions_topic = _raw_topic(DECISIONS)
+dead_letter_topic = _raw_topic(DEAD_LETTER)
 
 # Customer models, co-partitioned with tailor.interactions. `use_partitioner` puts each
 # changelog record in its key's partition even when a batch spans partitions.

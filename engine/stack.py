@@ -206,13 +206,13 @@ class Stack:
                 targets.append((server, pid))
             deadline = time.monotonic() + STOP_TIMEOUT_S
             for server, pid in targets:
-                while _alive(pid) and time.monotonic() < deadline:
+                while process_alive(pid) and time.monotonic() < deadline:
                     time.sleep(0.1)
-                if _alive(pid) and self._is_ours(server, pid):
+                if process_alive(pid) and self._is_ours(server, pid):
                     progress(f"{server.name} (pid {pid}) ignored SIGTERM; sending SIGKILL")
                     with contextlib.suppress(ProcessLookupError):
                         os.kill(pid, signal.SIGKILL)
-                    while _alive(pid):
+                    while process_alive(pid):
                         time.sleep(0.05)
                 server.pid_file.unlink(missing_ok=True)
                 _forget(pid)
@@ -469,7 +469,7 @@ class Stack:
         last: BaseException | None = None
         port = self.settings.kafka_port if server is self._kafka else self.settings.redis_port
         while True:
-            if not _alive(pid):
+            if not process_alive(pid):
                 raise StackError(f"{server.name} exited during startup.\n{self._log_tail(server)}")
             remaining = deadline - time.monotonic()
             if remaining <= 0:
@@ -493,12 +493,12 @@ class Stack:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGTERM)
             deadline = time.monotonic() + STOP_TIMEOUT_S
-            while _alive(pid) and time.monotonic() < deadline:
+            while process_alive(pid) and time.monotonic() < deadline:
                 time.sleep(0.1)
-            if _alive(pid) and self._is_ours(server, pid):
+            if process_alive(pid) and self._is_ours(server, pid):
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGKILL)
-                while _alive(pid):
+                while process_alive(pid):
                     time.sleep(0.05)
         server.pid_file.unlink(missing_ok=True)
         _forget(pid)
@@ -517,7 +517,7 @@ class Stack:
             pid = int(server.pid_file.read_text().strip())
         except (FileNotFoundError, ValueError):
             return None
-        if _alive(pid) and self._is_ours(server, pid):
+        if process_alive(pid) and self._is_ours(server, pid):
             return pid
         log.debug("removing stale pid file %s (pid %s)", server.pid_file, pid)
         server.pid_file.unlink(missing_ok=True)
@@ -595,7 +595,7 @@ def _forget(pid: int) -> None:
         child.poll()
 
 
-def _alive(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
     """True while any thread of `pid` runs.
 
     Our own children are asked through Popen (which also reaps them). For others, a zombie

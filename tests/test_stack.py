@@ -15,7 +15,7 @@ import redis
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from config.settings import Settings
-from engine.stack import ComponentStatus, Stack, StackError
+from engine.stack import ComponentStatus, Stack, StackError, process_alive
 from tests.conftest import KAFKA_LIBS, free_ports
 
 
@@ -25,23 +25,6 @@ def by_name(statuses: list[ComponentStatus]) -> dict[str, ComponentStatus]:
 
 def expected_state(embedded: bool) -> str:
     return "running" if embedded else "external"
-
-
-def process_running(pid: int) -> bool:
-    """True if any thread of `pid` is alive (a JVM's main thread can be a zombie while its
-    other threads still run, so the leader's state alone is not enough)."""
-    try:
-        tasks = list(Path(f"/proc/{pid}/task").iterdir())
-    except OSError:
-        return False
-    for task in tasks:
-        try:
-            stat = (task / "stat").read_text()
-        except OSError:
-            continue
-        if stat.rsplit(")", 1)[-1].split()[0] not in ("Z", "X"):
-            return True
-    return False
 
 
 # ---------------------------------------------------------------------- e2e
@@ -61,7 +44,7 @@ def test_stack_comes_up(stack_settings: Settings) -> None:
         pid = status[name].pid
         if embedded:
             assert pid is not None
-            assert process_running(pid)
+            assert process_alive(pid)
             assert (stack_settings.state_dir / f"{name}.pid").read_text().strip() == str(pid)
         else:
             assert pid is None
@@ -126,14 +109,14 @@ def test_down_stops_both(make_stack_settings: Callable[[], Settings]) -> None:
     try:
         up = by_name(stack.up())
         pids = {name: s.pid for name, s in up.items()}
-        assert all(pid is not None and process_running(pid) for pid in pids.values()), up
+        assert all(pid is not None and process_alive(pid) for pid in pids.values()), up
 
         down = by_name(stack.down())
         assert {s.state for s in down.values()} == {"stopped"}
         assert all(s.pid is None for s in down.values())
         for name, pid in pids.items():
             assert pid is not None
-            assert not process_running(pid), f"{name} (pid {pid}) still running after down()"
+            assert not process_alive(pid), f"{name} (pid {pid}) still running after down()"
             assert not (settings.state_dir / f"{name}.pid").exists()
         assert {s.state for s in stack.status()} == {"stopped"}
         # The ports are free again, so the next `up` can bind them.
