@@ -8,6 +8,7 @@ and decisions come back from Redis over HTTP.
 from __future__ import annotations
 
 import asyncio
+import subprocess
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -34,12 +35,20 @@ CATALOG = load_catalog()
 T = TypeVar("T")
 
 
-@dataclass(frozen=True)
+@dataclass
 class Pipeline:
     settings: Settings
     api: str
     worker_metrics: str
     logs: Path
+    worker: subprocess.Popen[bytes]
+
+    def restart_worker(self) -> None:
+        """Stop the worker gracefully and start a fresh process that must recover its state."""
+        stop(self.worker)
+        self.worker = start_role("worker", self.settings, self.logs / "worker.log")
+        ready = self.worker_metrics.replace("/metrics", "/ready")
+        wait_http(ready, self.worker, self.logs / "worker.log")
 
 
 @pytest.fixture(scope="module")
@@ -64,12 +73,17 @@ def pipeline(
     try:
         wait_http(f"http://127.0.0.1:{api_port}/healthz", api, logs / "api.log")
         wait_http(f"http://127.0.0.1:{web_port}/ready", worker, logs / "worker.log")
-        yield Pipeline(
-            settings, f"http://127.0.0.1:{api_port}", f"http://127.0.0.1:{web_port}/metrics", logs
+        pipeline = Pipeline(
+            settings,
+            f"http://127.0.0.1:{api_port}",
+            f"http://127.0.0.1:{web_port}/metrics",
+            logs,
+            worker,
         )
+        yield pipeline
     finally:
         stop(api)
-        stop(worker)
+        stop(pipeline.worker if "pipeline" in locals() else worker)
         print(f"--- worker log: {logs / 'worker.log'}")
 
 
@@ -361,3 +375,23 @@ async def test_catalog_health_and_metrics_endpoints(http: httpx.AsyncClient) -> 
     assert (await http.get("/healthz")).json()["redis"] is True
     text = (await http.get("/metrics")).text
     assert "tailor_api_requests_total" in text and "tailor_api_request_seconds" in text
+
+
+async def test_a_customers_model_survives_a_worker_restart(
+    pipeline: Pipeline, http: httpx.AsyncClient
+) -> None:
+    """The model lives in a changelog-backed Faust table: a new worker process recovers it."""
+    cid = "c-" + uuid.uuid4().hex[:10]
+    where = {"store_id": "s-1", "channel": "app"}
+    for _ in range(3):
+        answer = event(cid, "latte", "purchase", **where)
+        await post_events(http, [answer])
+        before = await customer_decision(http, cid, answer["event_id"], **where)
+    assert before["answers"] == 3
+
+    pipeline.restart_worker()
+
+    answer = event(cid, "latte", "purchase", **where)
+    await post_events(http, [answer])
+    after = await customer_decision(http, cid, answer["event_id"], **where)
+    assert after["answers"] == 4, "the restarted worker learned on top of the recovered model"
