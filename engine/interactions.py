@@ -66,19 +66,22 @@ def context_of(event: Interaction, store_state: dict[str, Any] | None) -> Contex
 
 async def process(events: Sequence[EventT[bytes]]) -> None:
     started = time.perf_counter()
-    valid: list[Interaction] = []
+    valid: list[tuple[Interaction, float]] = []  # with the time it entered Kafka
     for event in events:
         got = decode_interaction(event.value, catalog)
         if isinstance(got, Rejection):
             await dead_letter(event, got)
             metrics.EVENTS.labels("invalid", "dead_letter").inc()
         else:
-            valid.append(got)
-    store_states = await serving().store_states(sorted({e.store_id for e in valid if e.store_id}))
+            valid.append((got, event.message.timestamp))
+    store_states = await serving().store_states(
+        sorted({e.store_id for e, _ in valid if e.store_id})
+    )
 
     latest: dict[str, tuple[CustomerModel, Interaction, Context]] = {}
+    entered: dict[str, float] = {}  # per customer, when their oldest event of the batch arrived
     popular: dict[str, float] = {}
-    for got in valid:
+    for got, kafka_ts in valid:
         cid = got.customer_id
         model = latest[cid][0] if cid in latest else CustomerModel.from_state(customers.get(cid))
         ctx = context_of(got, store_states.get(got.store_id or ""))
@@ -105,6 +108,7 @@ async def process(events: Sequence[EventT[bytes]]) -> None:
                     )
         metrics.EVENTS.labels(got.type, "question" if answer is None else "answer").inc()
         latest[cid] = (model, got, ctx)
+        entered.setdefault(cid, kafka_ts)
 
     decisions: dict[str, dict[str, Any]] = {}
     for cid, (model, last, ctx) in latest.items():
@@ -129,10 +133,8 @@ async def process(events: Sequence[EventT[bytes]]) -> None:
     if decisions or popular:
         await serving().write(offers=decisions, popular=popular)
     written = time.time()
-    for cid, (_, last, _) in latest.items():
-        lag = written - last.ts.timestamp()
-        if lag >= 0:  # an event stamped in the future (clock skew) says nothing of freshness
-            metrics.FRESHNESS_SECONDS.observe(lag)
+    for cid in latest:
+        metrics.FRESHNESS_SECONDS.observe(max(0.0, written - entered[cid]))
         await decisions_topic.send(key=cid, value=orjson.dumps(decisions[cid]))
     metrics.BATCH_SECONDS.observe(time.perf_counter() - started)
 

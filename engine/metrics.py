@@ -15,7 +15,7 @@ BATCH_SECONDS = Histogram(
 )
 FRESHNESS_SECONDS = Histogram(
     "tailor_decision_freshness_seconds",
-    "From an event's timestamp to its customer's new decision written to Redis",
+    "From an event entering Kafka (its record timestamp) to its customer's decision in Redis",
     buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
 )
 DECISIONS = Counter("tailor_decisions_written", "Decisions written to Redis", ["kind"])
