@@ -7,6 +7,7 @@ import logging
 import sys
 
 from config.settings import SettingsError, get_settings
+from engine.stack import StackError
 
 DESCRIPTION = """\
 Tailor: streaming real-time personalization. Interactions flow through Kafka to a Faust
@@ -120,6 +121,9 @@ def main(argv: list[str] | None = None) -> int:
     except SettingsError as exc:
         print(f"tailor: {exc}", file=sys.stderr)
         return 2
+    except StackError as exc:
+        print(f"tailor: {exc}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         return 130
 
