@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from models.offer import DAYPARTS
@@ -35,6 +36,26 @@ class Context:
     temperature_c: float | None = None
     queue_length: int | None = None
     channel: str | None = None
+    store_id: str | None = None
+    # Any other features of the touchpoint (a dataset's columns): strings are categories,
+    # numbers are scaled by the caller to about [-1, 1].
+    extra: Mapping[str, str | float] = field(default_factory=dict)
+
+    def features(self) -> dict[str, str | float]:
+        """What the shared model sees of the context: categories and numbers, no Nones."""
+        out: dict[str, str | float] = {"daypart": self.daypart, "thermal": self.thermal}
+        if self.weather:
+            out["weather"] = self.weather
+        if self.channel:
+            out["channel"] = self.channel
+        if self.store_id:
+            out["store"] = self.store_id
+        if self.queue_length is not None:
+            out["lane"] = "peak" if self.peak else "calm"
+        if self.temperature_c is not None:
+            out["temp"] = max(-1.0, min(1.0, (self.temperature_c - 18.0) / 15.0))
+        out.update(self.extra)
+        return out
 
     @property
     def thermal(self) -> str:
@@ -57,4 +78,6 @@ class Context:
             "temperature_c": self.temperature_c,
             "queue_length": self.queue_length,
             "channel": self.channel,
+            "store_id": self.store_id,
+            **self.extra,
         }

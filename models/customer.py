@@ -1,20 +1,20 @@
-"""One customer's own model of P(yes | offer, context), learned answer by answer.
+"""One customer's own model: how their answers differ from what everyone teaches.
 
-The 1-1 loop: a decision asks a question (the offers shown, remembered in `asked`);
-a yes to one offer is also a soft no to the other offers that were asked alongside it.
+The 1-1 loop: a decision asks a question (the offers shown); a yes to one offer is also
+a soft no to the others asked alongside it, and an offer shown with no yes within the
+answer window is a no. The model is a `Residual` around the crowd's logit, so a new
+customer's first decision is the crowd's and each answer moves it toward their own.
 
 >>> from models.offer import Offer
 >>> from models.context import Context
 >>> fries = Offer("fries", "Fries", "sides", 2.4, 40, frozenset({"lunch"}))
 >>> pie = Offer("pie", "Pie", "desserts", 1.9, 45, frozenset({"lunch"}))
 >>> m, noon = CustomerModel(), Context("lunch")
->>> m.ask(["fries", "pie"])
->>> for _ in range(5):
-...     m.learn(fries, noon, yes=True, alternatives=[pie])
->>> m.predict_one(fries, noon) > 0.5 > m.predict_one(pie, noon)
+>>> m.predict_one(fries, noon, 0.0) == m.predict_one(pie, noon, 0.0) == 0.5  # the crowd's
 True
->>> again = CustomerModel.from_state(m.to_state())  # weights are stored to 4 decimals
->>> abs(again.predict_one(fries, noon) - m.predict_one(fries, noon)) < 1e-3
+>>> for _ in range(5):
+...     m.learn(fries, noon, 0.0, yes=True, alternatives=[(pie, 0.0)])
+>>> m.predict_one(fries, noon, 0.0) > 0.5 > m.predict_one(pie, noon, 0.0)
 True
 """
 
@@ -23,21 +23,22 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from river import linear_model, optim
+import orjson
 
 from models.context import Context
 from models.offer import Offer
+from models.residual import Residual
 
-# A yes to one offer says less about the others shown than about the chosen one.
-ALTERNATIVE_WEIGHT = 0.3
+ALTERNATIVE_WEIGHT = 0.3  # a yes to one offer says less about the others shown
+MAX_STATE_BYTES = 2048
 
 
 def features(offer: Offer, ctx: Context) -> dict[str, float]:
-    """Sparse features of one offer in one context, shared by learning and scoring."""
+    """A customer's taste: for this offer, its category, in this daypart and weather."""
     x = {
         "o=" + offer.offer_id: 1.0,
         "c=" + offer.category: 1.0,
-        f"o={offer.offer_id}|{ctx.daypart}": 1.0,
+        f"c={offer.category}|{ctx.daypart}": 1.0,
         f"c={offer.category}|{ctx.thermal}": 1.0,
     }
     for tag in offer.tags:
@@ -46,70 +47,106 @@ def features(offer: Offer, ctx: Context) -> dict[str, float]:
 
 
 class CustomerModel:
-    """A River logistic regression over `features`, plus what was last asked."""
+    """A customer's residual model, their open questions and their unanswered offers."""
 
-    VERSION = 1
+    VERSION = 2
 
-    def __init__(self, learning_rate: float = 0.3, l2: float = 1e-4) -> None:
-        self.learning_rate = learning_rate
-        self.l2 = l2
-        self._lr = linear_model.LogisticRegression(
-            optimizer=optim.SGD(learning_rate), l2=l2, intercept_lr=learning_rate / 3
-        )
+    def __init__(self, learning_rate: float = 0.4, l2: float = 1e-3) -> None:
+        self._model = Residual(learning_rate, l2=l2, intercept_lr=learning_rate / 4)
         self.answers = 0
-        self.asked: tuple[str, ...] = ()
+        self.asked: tuple[str, ...] = ()  # the offers of the latest decision
+        self.pending: dict[str, float] = {}  # offer shown (an impression) -> when
+        self.unanswered: dict[str, int] = {}  # offer -> times shown without a yes
 
     def ask(self, offer_ids: Sequence[str]) -> None:
         """Remember the offers of the customer's latest decision (the open question)."""
         self.asked = tuple(offer_ids)
 
+    def shown(self, offer_id: str, ts: float) -> None:
+        """An impression: the question was asked; a yes may follow within the window."""
+        self.pending[offer_id] = ts
+        self.unanswered[offer_id] = self.unanswered.get(offer_id, 0) + 1
+
+    def expired(self, now: float, window_s: float) -> list[str]:
+        """Offers shown longer than `window_s` ago with no yes: each is a no to learn."""
+        gone = [o for o, ts in self.pending.items() if now - ts > window_s]
+        for offer_id in gone:
+            del self.pending[offer_id]
+        return gone
+
+    def alternatives(self, chosen: str) -> list[str]:
+        """What was asked alongside a yes: open impressions, else the latest decision."""
+        asked = list(self.pending) or list(self.asked)
+        return [o for o in asked if o != chosen]
+
     def learn(
         self,
         offer: Offer,
         ctx: Context,
+        offset: float,
         yes: bool,
         strength: float = 1.0,
-        alternatives: Iterable[Offer] = (),
+        alternatives: Iterable[tuple[Offer, float]] = (),
     ) -> None:
-        """Learn one answer; on a yes, each alternative that was asked gets a soft no."""
-        self._lr.learn_one(features(offer, ctx), yes, w=strength)
+        """Learn one answer around the crowd's logit `offset`; on a yes, each alternative
+        (offer, its crowd logit) gets a soft no and the open question is closed."""
+        self._model.learn_one(features(offer, ctx), offset, yes, strength)
         if yes:
-            for alt in alternatives:
+            for alt, alt_offset in alternatives:
                 if alt.offer_id != offer.offer_id:
-                    self._lr.learn_one(features(alt, ctx), False, w=strength * ALTERNATIVE_WEIGHT)
+                    self._model.learn_one(
+                        features(alt, ctx), alt_offset, False, strength * ALTERNATIVE_WEIGHT
+                    )
+                    self.pending.pop(alt.offer_id, None)
+            self.pending.pop(offer.offer_id, None)
+            self.unanswered.pop(offer.offer_id, None)
         self.answers += 1
 
-    def predict_one(self, offer: Offer, ctx: Context) -> float:
-        proba = self._lr.predict_proba_one(features(offer, ctx))  # type: ignore[no-untyped-call]
-        return float(proba[True])
+    def predict_one(self, offer: Offer, ctx: Context, offset: float) -> float:
+        return self._model.predict_one(features(offer, ctx), offset)
 
     def affinity(self, offer: Offer) -> float:
-        """The customer's learned taste for this very offer, whatever the context."""
-        return float(self._lr._weights.get("o=" + offer.offer_id, 0.0))
+        """How much more than the crowd this customer likes this very offer (a logit)."""
+        return self._model.weight("o=" + offer.offer_id)
 
     def to_state(self) -> dict[str, Any]:
-        """Compact JSON-able state: weights rounded, near-zero weights dropped."""
-        weights = {k: round(v, 4) for k, v in self._lr._weights.items() if abs(v) >= 1e-4}
-        return {
+        """Compact JSON-able state, at most `MAX_STATE_BYTES` serialized: the weights that
+        matter most are kept first, the smallest dropped (shrunk to the crowd)."""
+        weights = sorted(self._model.weights().items(), key=lambda kv: -abs(kv[1]))
+        state: dict[str, Any] = {
             "v": self.VERSION,
             "n": self.answers,
-            "b": round(float(self._lr.intercept), 4),
-            "w": weights,
+            "b": round(self._model.intercept, 4),
             "a": list(self.asked),
+            "p": {o: round(t, 1) for o, t in self.pending.items()},
+            "u": self.unanswered,
+            "w": {},
         }
+        budget = MAX_STATE_BYTES - len(orjson.dumps(state))
+        for key, value in weights:
+            if abs(value) < 1e-3:
+                break
+            item = len(orjson.dumps({key: round(value, 4)})) - 1
+            if item > budget:
+                continue
+            state["w"][key] = round(value, 4)
+            budget -= item
+        return state
 
     @classmethod
     def from_state(cls, state: dict[str, Any] | None) -> CustomerModel:
-        """Rebuild from `to_state`. A state of another version starts afresh, never raises."""
+        """Rebuild from `to_state`. Version 1 (a standalone model, not a residual) keeps
+        its counts and is relearned; anything unreadable starts afresh. Never raises."""
         model = cls()
-        if not isinstance(state, dict) or state.get("v") != cls.VERSION:
+        if not isinstance(state, dict) or state.get("v") not in (1, cls.VERSION):
             return model
         try:
-            for k, v in dict(state.get("w", {})).items():
-                model._lr._weights[str(k)] = float(v)
-            model._lr.intercept = float(state.get("b", 0.0))
             model.answers = int(state.get("n", 0))
             model.asked = tuple(str(o) for o in state.get("a", ()))
-        except (TypeError, ValueError):
+            if state["v"] == cls.VERSION:
+                model._model.load(dict(state.get("w", {})), float(state.get("b", 0.0)))
+                model.pending = {str(o): float(t) for o, t in dict(state.get("p", {})).items()}
+                model.unanswered = {str(o): int(c) for o, c in dict(state.get("u", {})).items()}
+        except (TypeError, ValueError, KeyError):
             return cls()
         return model

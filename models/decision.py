@@ -5,15 +5,12 @@ A decision is the question a touchpoint asks; its `decision_id` comes back on th
 
 from __future__ import annotations
 
-import random
 from dataclasses import dataclass
 from typing import Literal
 
 from models.context import Context
-from models.customer import CustomerModel
 from models.offer import Catalog
-from models.policy import PolicyConfig, RankedOffer, rank
-from models.trending import Trending
+from models.policy import RankedOffer
 
 POLICY = "engine-v1"
 
@@ -53,39 +50,3 @@ class Decision:
             out["customer_id"] = self.subject
             out["answers"] = self.answers
         return out
-
-
-def decide_board(
-    catalog: Catalog,
-    store_id: str,
-    ctx: Context,
-    trending: Trending | None,
-    now: float,
-    rng: random.Random,
-    cfg: PolicyConfig,
-    decision_id: str,
-) -> Decision:
-    """What a store's screens show everyone now: context and trending, no one's own taste."""
-    offers = rank(catalog.available(store_id, ctx.daypart), ctx, rng, cfg, trending, now)
-    return Decision(decision_id, "board", store_id, store_id, ctx, tuple(offers), now)
-
-
-def decide_for_customer(
-    catalog: Catalog,
-    customer_id: str,
-    customer: CustomerModel,
-    store_id: str | None,
-    ctx: Context,
-    trending: Trending | None,
-    now: float,
-    rng: random.Random,
-    cfg: PolicyConfig,
-    decision_id: str,
-) -> Decision:
-    """The customer's next best offers; remembers them in the model as the open question."""
-    candidates = catalog.available(store_id, ctx.daypart)
-    offers = rank(candidates, ctx, rng, cfg, trending, now, customer)
-    customer.ask([o.offer_id for o in offers])
-    return Decision(
-        decision_id, "customer", customer_id, store_id, ctx, tuple(offers), now, customer.answers
-    )

@@ -17,6 +17,15 @@ class Offer:
     prep_s: int
     dayparts: frozenset[str]
     tags: frozenset[str] = frozenset()
+    margin: float | None = None  # profit per sale; the price when unknown
+
+    def value(self, kind: str) -> float:
+        """What a yes is worth: "price" (revenue), "margin" (profit) or "yes" (1: clicks)."""
+        if kind == "price":
+            return self.price
+        if kind == "margin":
+            return self.margin if self.margin is not None else self.price
+        return 1.0
 
     @property
     def quick(self) -> bool:

@@ -1,29 +1,29 @@
 """The policy: score offers for a touchpoint, apply the rules, explore a little, give reasons.
 
-Score = P(yes) * price, so the engine grows what customers spend, not only clicks.
-Before any data, P(yes) = base_ev / price: every offer is worth the same, and context
-(weather, daypart), trending and the customer's own answers break the tie.
+Score = P(yes) * value (price by default), so the engine grows what customers spend, not
+only clicks. The menu's prior before any data: P(yes) = base_ev / price, every offer
+worth the same; trending, weather and daypart move it (see `prior`), and the learned
+models move it further (see `models.learner`).
 
 >>> import random
 >>> from models.offer import Offer
 >>> from models.context import Context
 >>> menu = [Offer(f"o{i}", f"O{i}", f"cat{i % 3}", 2.0 + i, 60, frozenset({"lunch"}))
 ...         for i in range(6)]
->>> ranked = rank(menu, Context("lunch"), random.Random(7), PolicyConfig(k=3))
+>>> flat = lambda offer: Estimate(0.1, ())
+>>> ranked = rank(menu, Context("lunch"), random.Random(7), PolicyConfig(k=3), flat)
 >>> [r.offer_id for r in ranked], all(0 < r.propensity <= 1 for r in ranked)
-(['o0', 'o1', 'o2'], True)
+(['o5', 'o4', 'o3'], True)
 """
 
 from __future__ import annotations
 
 import random
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from models.context import Context
-from models.customer import CustomerModel
 from models.offer import Offer
-from models.trending import Trending
 
 # Reason codes a screen or a person can read.
 YOU_OFTEN_BUY = "you_often_buy"
@@ -40,14 +40,21 @@ GOOD_VALUE = "good_value"
 class PolicyConfig:
     k: int = 6
     explore_rate: float = 0.05
-    base_ev: float = 0.5  # cold-start expected spend per offer shown
-    trust_answers: float = 8.0  # after this many answers a customer's model weighs half
+    value: str = "price"  # what a yes is worth: "price", "margin" or "yes"
+    base_ev: float = 0.5  # the menu prior's expected value of showing any offer
     max_per_category: int = 2
+    frequency_cap: int = 3  # shown this many times without a yes: rest it
     weather_lift: float = 1.6
     trending_reason_at: float = 1.5
     affinity_reason_at: float = 0.5
     slow_prep_s: int = 120
     peak_penalty: float = 0.4
+
+
+@dataclass(frozen=True, slots=True)
+class Estimate:
+    p_yes: float
+    reasons: tuple[str, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,10 +75,10 @@ class RankedOffer:
         }
 
 
-def _prior(offer: Offer, ctx: Context, lift: float, cfg: PolicyConfig) -> tuple[float, list[str]]:
-    """P(yes) from what everyone teaches: base rate, trending lift, weather and daypart."""
+def prior(offer: Offer, ctx: Context, lift: float, cfg: PolicyConfig) -> Estimate:
+    """P(yes) from the menu itself: base rate, trending lift, weather and daypart."""
     reasons = []
-    p = cfg.base_ev / max(offer.price, 0.01) * lift
+    p = cfg.base_ev / max(offer.value(cfg.value), 0.01) * lift
     if lift >= cfg.trending_reason_at:
         reasons.append(TRENDING_HERE)
     thermal = ctx.thermal
@@ -89,7 +96,7 @@ def _prior(offer: Offer, ctx: Context, lift: float, cfg: PolicyConfig) -> tuple[
             p /= cfg.weather_lift
     if ctx.daypart == "breakfast" and offer.category == "breakfast":
         reasons.append(BREAKFAST_TIME)
-    return min(max(p, 1e-4), 0.95), reasons
+    return Estimate(min(max(p, 1e-4), 0.95), tuple(reasons))
 
 
 def rank(
@@ -97,35 +104,26 @@ def rank(
     ctx: Context,
     rng: random.Random,
     cfg: PolicyConfig,
-    trending: Trending | None = None,
-    now: float = 0.0,
-    customer: CustomerModel | None = None,
+    estimate: Callable[[Offer], Estimate],
 ) -> list[RankedOffer]:
-    """The top `cfg.k` offers among `candidates` (already filtered for availability).
+    """The top `cfg.k` offers among `candidates` (already filtered by the rules of who
+    may be shown what: availability, stock, frequency cap).
 
     Each slot takes the best remaining offer that keeps category variety, or with
     probability `explore_rate` a uniformly random one; `propensity` is the exact
     probability of the choice made, for off-policy evaluation.
     """
-    ids = [o.offer_id for o in candidates]
-    trust = 0.0
-    if customer is not None and customer.answers:
-        trust = customer.answers / (customer.answers + cfg.trust_answers)
-    scored: list[tuple[float, float, Offer, list[str]]] = []
+    scored: list[tuple[float, float, Offer, tuple[str, ...]]] = []
     for offer in candidates:
-        lift = trending.lift(offer.offer_id, now, ids) if trending is not None else 1.0
-        p, reasons = _prior(offer, ctx, lift, cfg)
-        if customer is not None and trust:
-            p = trust * customer.predict_one(offer, ctx) + (1 - trust) * p
-            if customer.affinity(offer) >= cfg.affinity_reason_at:
-                reasons.insert(0, YOU_OFTEN_BUY)
-        score = p * offer.price
+        est = estimate(offer)
+        score = est.p_yes * offer.value(cfg.value)
+        reasons = est.reasons
         if ctx.peak:
             if offer.prep_s > cfg.slow_prep_s:
                 score *= cfg.peak_penalty
             elif offer.quick:
-                reasons.append(QUICK_AT_PEAK)
-        scored.append((score, p, offer, reasons))
+                reasons = (*reasons, QUICK_AT_PEAK)
+        scored.append((score, est.p_yes, offer, reasons))
     scored.sort(key=lambda s: -s[0])  # stable: ties keep catalog order
 
     chosen: list[RankedOffer] = []
@@ -143,10 +141,8 @@ def rank(
         propensity = (1 - cfg.explore_rate) * greedy + cfg.explore_rate / len(eligible)
         score, p, offer, reasons = pick
         if not greedy:
-            reasons = [EXPLORING, *reasons]
-        chosen.append(
-            RankedOffer(offer.offer_id, score, p, propensity, tuple(reasons) or (GOOD_VALUE,))
-        )
+            reasons = (EXPLORING, *reasons)
+        chosen.append(RankedOffer(offer.offer_id, score, p, propensity, reasons or (GOOD_VALUE,)))
         per_category[offer.category] = per_category.get(offer.category, 0) + 1
         remaining = [s for s in remaining if s is not pick]
     return chosen

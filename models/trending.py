@@ -1,69 +1,106 @@
-"""Trending: exponentially decayed popularity of offers in one scope (a store).
+"""Trending: exponentially decayed popularity of offers, per scope, narrow to wide.
+
+A store keeps scopes such as store x daypart x weather, store x daypart and store; a
+decision asks the narrowest scope with enough decayed support, so "what sells here at
+lunch in the rain" speaks once it has data and "what sells here" until then.
 
 >>> t = Trending(half_life_s=3600)
 >>> t.add("fries", 1.0, ts=0.0)
 >>> t.add("fries", 1.0, ts=3600.0)
 >>> round(t.score("fries", now=3600.0), 3)
 1.5
->>> round(t.lift("fries", now=3600.0), 2)  # fries against an average offer
-1.0
+>>> t.add("cola", 4.0, ts=3600.0, scopes=("s-1|lunch", "s-1"))
+>>> t.support("s-1|lunch", now=3600.0), t.support("rainy", now=3600.0)
+(4.0, 0.0)
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+
+GLOBAL = ""
+
+
+def scopes_for(store_id: str | None, daypart: str, weather: str | None) -> tuple[str, ...]:
+    """The scopes of a touchpoint, narrowest first."""
+    store = store_id or GLOBAL
+    return (f"{store}|{daypart}|{weather or '-'}", f"{store}|{daypart}", store)
 
 
 class Trending:
     """Decayed counts: each answer's weight halves every `half_life_s` seconds.
 
-    Scores decay lazily (on read and on the next add), so an update is O(1) whatever
-    the catalog size.
+    Scores decay lazily (on read and on the next add), so an update is O(1) per scope.
     """
 
-    VERSION = 1
+    VERSION = 2
 
-    def __init__(self, half_life_s: float, smoothing: float = 1.0) -> None:
+    def __init__(self, half_life_s: float, min_support: float = 5.0, smoothing: float = 1.0) -> None:
         if half_life_s <= 0:
             raise ValueError(f"half_life_s must be > 0, got {half_life_s}")
         self.half_life_s = half_life_s
+        self.min_support = min_support
         self.smoothing = smoothing
-        self._counts: dict[str, tuple[float, float]] = {}
+        self._scopes: dict[str, dict[str, tuple[float, float]]] = {}
 
-    def _decayed(self, offer_id: str, now: float) -> float:
-        s, t = self._counts.get(offer_id, (0.0, now))
+    def _decay(self, s: float, t: float, now: float) -> float:
         return float(s * 2.0 ** (-max(0.0, now - t) / self.half_life_s))
 
-    def add(self, offer_id: str, weight: float, ts: float) -> None:
-        self._counts[offer_id] = (self._decayed(offer_id, ts) + weight, ts)
+    def add(
+        self, offer_id: str, weight: float, ts: float, scopes: Iterable[str] = (GLOBAL,)
+    ) -> None:
+        for scope in scopes:
+            counts = self._scopes.setdefault(scope, {})
+            s, t = counts.get(offer_id, (0.0, ts))
+            counts[offer_id] = (self._decay(s, t, ts) + weight, ts)
 
-    def score(self, offer_id: str, now: float) -> float:
-        return self._decayed(offer_id, now)
+    def score(self, offer_id: str, now: float, scope: str = GLOBAL) -> float:
+        s, t = self._scopes.get(scope, {}).get(offer_id, (0.0, now))
+        return self._decay(s, t, now)
 
-    def scores(self, now: float) -> dict[str, float]:
-        return {o: self._decayed(o, now) for o in self._counts}
+    def support(self, scope: str, now: float) -> float:
+        """The scope's total decayed count: how much it has to say."""
+        return sum((self._decay(s, t, now) for s, t in self._scopes.get(scope, {}).values()), 0.0)
 
-    def lift(self, offer_id: str, now: float, among: Iterable[str] | None = None) -> float:
-        """How much more this offer is bought than the average offer (1.0 = average).
+    def scope_for(self, scopes: Sequence[str], now: float) -> str:
+        """The narrowest of `scopes` with enough support (else the widest)."""
+        for scope in scopes:
+            if self.support(scope, now) >= self.min_support:
+                return scope
+        return scopes[-1] if scopes else GLOBAL
 
-        Smoothed toward 1.0 so that a handful of answers moves it only a little.
-        """
-        ids = list(among) if among is not None else list(self._counts)
+    def lift(
+        self,
+        offer_id: str,
+        now: float,
+        among: Iterable[str] | None = None,
+        scope: str = GLOBAL,
+    ) -> float:
+        """How much more this offer is bought than the average offer (1.0 = average),
+        smoothed toward 1.0 so that a handful of answers moves it only a little."""
+        counts = self._scopes.get(scope, {})
+        ids = list(among) if among is not None else list(counts)
         if not ids:
             return 1.0
-        mean = sum(self._decayed(o, now) for o in ids) / len(ids)
-        return (self._decayed(offer_id, now) + self.smoothing) / (mean + self.smoothing)
+        mean = sum(self.score(o, now, scope) for o in ids) / len(ids)
+        return (self.score(offer_id, now, scope) + self.smoothing) / (mean + self.smoothing)
 
     def to_state(self) -> dict[str, object]:
-        return {"v": self.VERSION, "h": self.half_life_s, "c": self._counts}
+        return {"v": self.VERSION, "s": self._scopes}
 
     @classmethod
     def from_state(cls, state: dict[str, object] | None, half_life_s: float) -> Trending:
         """Rebuild from `to_state`; an unknown or broken state starts afresh."""
         trending = cls(half_life_s)
-        if not state or state.get("v") != cls.VERSION:
+        if not isinstance(state, dict) or state.get("v") != cls.VERSION:
             return trending
-        counts = state.get("c")
-        if isinstance(counts, dict):
-            trending._counts = {str(o): (float(s), float(t)) for o, (s, t) in counts.items()}
+        scopes = state.get("s")
+        if isinstance(scopes, dict):
+            try:
+                trending._scopes = {
+                    str(scope): {str(o): (float(s), float(t)) for o, (s, t) in counts.items()}
+                    for scope, counts in scopes.items()
+                }
+            except (TypeError, ValueError):
+                trending._scopes = {}
         return trending
