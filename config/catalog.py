@@ -51,6 +51,7 @@ def load_catalog(path: Path | None = None) -> Catalog:
                 prep_s=_field(item, "prep_s", int, where),
                 dayparts=dayparts,
                 tags=frozenset(item.get("tags", [])),
+                margin=float(item["margin"]) if "margin" in item else None,
             )
         )
     stores = [

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -47,6 +48,13 @@ class Settings(BaseSettings):
     catalog: Path | None = Field(None, description="offer catalog TOML; default: drive-thru menu")
     offers_per_decision: int = Field(6, ge=1, le=50)
     explore_rate: float = Field(0.05, ge=0, le=1)
+    value: Literal["price", "margin", "yes"] = Field(
+        "price", description="what a yes is worth: price (revenue), margin (profit), yes (clicks)"
+    )
+    frequency_cap: int = Field(3, ge=1, description="shown this often without a yes: rest it")
+    answer_window_s: float = Field(
+        900.0, gt=0, description="an impression with no yes this long after is a no"
+    )
     trending_half_life_s: float = Field(3600.0, gt=0)
     offers_ttl_s: int = Field(7 * 86400, ge=1)
     board_ttl_s: int = Field(86400, ge=1)

@@ -24,7 +24,14 @@ from pydantic import ValidationError
 from config.catalog import load_catalog
 from config.settings import Settings
 from engine import metrics
-from engine.events import Interaction, Situation, StoreContext, check_known, explain
+from engine.events import (
+    Interaction,
+    Situation,
+    StoreContext,
+    check_known,
+    check_store_context,
+    explain,
+)
 from engine.serving import Serving
 from engine.topics import INTERACTIONS, STORE_CONTEXT, ensure_topics
 from models.offer import Catalog
@@ -217,6 +224,8 @@ def create_app(settings: Settings) -> FastAPI:
     async def post_context(store_id: str, situation: Situation) -> dict[str, Any]:
         known_store(store_id)
         update = StoreContext(store_id=store_id, ts=datetime.now(UTC), **situation.model_dump())
+        if rejection := check_store_context(update, catalog):
+            raise HTTPException(400, rejection.detail)
         await kafka["producer"].send_and_wait(
             STORE_CONTEXT, orjson.dumps(update.model_dump(mode="json")), key=store_id.encode()
         )

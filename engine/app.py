@@ -22,11 +22,25 @@ from config.catalog import load_catalog
 from config.settings import get_settings
 from engine.serving import Serving
 from engine.topics import DEAD_LETTER, DECISIONS, INTERACTIONS, STORE_ANSWERS, STORE_CONTEXT
+from models.learner import Learner, LearnerConfig
 from models.policy import PolicyConfig
 
 settings = get_settings()
 catalog = load_catalog(settings.catalog)
-policy = PolicyConfig(k=settings.offers_per_decision, explore_rate=settings.explore_rate)
+# The worker's brain. Its shared model learns from this worker's partitions and lives in
+# memory: after a restart it relearns, starting again from the menu's prior.
+learner = Learner(
+    catalog,
+    LearnerConfig(
+        answer_window_s=settings.answer_window_s,
+        policy=PolicyConfig(
+            k=settings.offers_per_decision,
+            explore_rate=settings.explore_rate,
+            value=settings.value,
+            frequency_cap=settings.frequency_cap,
+        ),
+    ),
+)
 rng = random.Random(settings.seed)
 log = logging.getLogger("tailor.worker")
 

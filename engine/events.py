@@ -20,13 +20,15 @@ Channel = Literal["drive_thru", "web", "app", "kiosk", "in_store"]
 
 
 class Situation(BaseModel):
-    """Store context as it is at a touchpoint (weather, temperature, lane queue)."""
+    """Store context as it is at a touchpoint (weather, temperature, lane queue), and on a
+    store update the offers it has run out of (`stock_out`, replacing the previous list)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     weather: Annotated[str, Field(min_length=1, max_length=32)] | None = None
     temperature_c: Annotated[float, Field(ge=-60, le=60)] | None = None
     queue_length: Annotated[int, Field(ge=0, le=1000)] | None = None
+    stock_out: Annotated[list[Id], Field(max_length=1000)] | None = None
 
 
 def _utc(ts: datetime) -> datetime:
@@ -115,6 +117,13 @@ def decode_store_context(raw: bytes, catalog: Catalog) -> StoreContext | Rejecti
         update = StoreContext.model_validate_json(raw)
     except ValidationError as exc:
         return explain(exc)
+    return check_store_context(update, catalog) or update
+
+
+def check_store_context(update: StoreContext, catalog: Catalog) -> Rejection | None:
     if update.store_id not in catalog.stores:
         return Rejection("unknown_store", f"store_id: no store {update.store_id!r} in the catalog")
-    return update
+    unknown = sorted(set(update.stock_out or ()) - set(catalog.offers))
+    if unknown:
+        return Rejection("unknown_offer", f"stock_out: no offers {unknown} in the catalog")
+    return None

@@ -4,6 +4,11 @@ Stream stage: tailor.interactions (key customer) ─► validate ─► learn �
 Redis tailor:offers:{customer} + tailor.decisions; refused events ─► tailor.dead-letter;
 yes-answers ─► tailor.store-answers (key store) for trending.
 
+Questions and answers are joined in the customer's state: an impression opens a question
+on an offer; a click or purchase is a yes (and a soft no to the other offers asked with
+it); an impression with no yes within TAILOR_ANSWER_WINDOW_S is a no, learned when the
+customer's next event arrives.
+
 Work is done per batch: a customer who answers five times in one batch is learned from
 five times and decided for once, and all Redis writes of the batch share one pipeline.
 """
@@ -26,7 +31,7 @@ from engine.app import (
     customers,
     decisions_topic,
     interactions_topic,
-    policy,
+    learner,
     rng,
     serving,
     settings,
@@ -38,7 +43,7 @@ from engine.stores import situation_of, trending_of
 from models.answer import STRENGTH, answer_of
 from models.context import Context, daypart_at
 from models.customer import CustomerModel
-from models.decision import decide_for_customer
+from models.trending import Trending
 
 
 def context_of(event: Interaction, store_state: dict[str, Any] | None) -> Context:
@@ -46,9 +51,8 @@ def context_of(event: Interaction, store_state: dict[str, Any] | None) -> Contex
     store = catalog.stores.get(event.store_id or "")
     known = situation_of(store_state)
     told = event.context
-    ts = event.ts.timestamp()
     return Context(
-        daypart=daypart_at(ts, store.utc_offset_h if store else 0.0),
+        daypart=daypart_at(event.ts.timestamp(), store.utc_offset_h if store else 0.0),
         weather=told.weather if told and told.weather else known.get("weather"),
         temperature_c=(
             told.temperature_c
@@ -61,6 +65,7 @@ def context_of(event: Interaction, store_state: dict[str, Any] | None) -> Contex
             else known.get("queue_length")
         ),
         channel=event.channel,
+        store_id=event.store_id,
     )
 
 
@@ -74,9 +79,9 @@ async def process(events: Sequence[EventT[bytes]]) -> None:
             metrics.EVENTS.labels("invalid", "dead_letter").inc()
         else:
             valid.append((got, event.message.timestamp))
-    store_states = await serving().store_states(
-        sorted({e.store_id for e, _ in valid if e.store_id})
-    )
+    store_ids = sorted({e.store_id for e, _ in valid if e.store_id})
+    store_states = await serving().store_states(store_ids)
+    trending: dict[str, Trending] = {s: trending_of(store_states.get(s)) for s in store_ids}
 
     latest: dict[str, tuple[CustomerModel, Interaction, Context]] = {}
     entered: dict[str, float] = {}  # per customer, when their oldest event of the batch arrived
@@ -85,13 +90,17 @@ async def process(events: Sequence[EventT[bytes]]) -> None:
         cid = got.customer_id
         model = latest[cid][0] if cid in latest else CustomerModel.from_state(customers.get(cid))
         ctx = context_of(got, store_states.get(got.store_id or ""))
+        ts = got.ts.timestamp()
+        store_trending = trending.get(got.store_id or "")
+        for _ in learner.expire(model, ctx, ts, store_trending):
+            metrics.ANSWERS.labels("no", "window").inc()
         answer = answer_of(got.type)
-        if answer is not None:
+        if answer is None:
+            model.shown(got.offer_id, ts)
+        else:
             offer = catalog.offers[got.offer_id]
-            asked = (
-                [catalog.offers[o] for o in model.asked if o in catalog.offers] if answer else []
-            )
-            model.learn(offer, ctx, answer, STRENGTH[got.type], asked)
+            learner.answer(model, offer, ctx, answer, STRENGTH[got.type], ts, store_trending)
+            metrics.ANSWERS.labels("yes" if answer else "no", got.type).inc()
             if answer:
                 popular[got.offer_id] = popular.get(got.offer_id, 0.0) + STRENGTH[got.type]
                 if got.store_id is not None:
@@ -102,7 +111,9 @@ async def process(events: Sequence[EventT[bytes]]) -> None:
                                 "store_id": got.store_id,
                                 "offer_id": got.offer_id,
                                 "type": got.type,
-                                "ts": got.ts.timestamp(),
+                                "ts": ts,
+                                "daypart": ctx.daypart,
+                                "weather": ctx.weather,
                             }
                         ),
                     )
@@ -112,17 +123,16 @@ async def process(events: Sequence[EventT[bytes]]) -> None:
 
     decisions: dict[str, dict[str, Any]] = {}
     for cid, (model, last, ctx) in latest.items():
-        decision = decide_for_customer(
-            catalog,
+        decision = learner.decide_for(
             cid,
             model,
             last.store_id,
             ctx,
-            trending_of(store_states.get(last.store_id)) if last.store_id else None,
+            trending.get(last.store_id or ""),
             time.time(),
             rng,
-            policy,
             "d-" + uuid.uuid4().hex,
+            stock_out=situation_of(store_states.get(last.store_id or "")).get("stock_out", ()),
         )
         customers[cid] = model.to_state()
         decisions[cid] = {

@@ -19,7 +19,7 @@ from engine import metrics
 from engine.app import (
     app,
     catalog,
-    policy,
+    learner,
     rng,
     serving,
     settings,
@@ -31,8 +31,7 @@ from engine.dead_letter import dead_letter
 from engine.events import Rejection, decode_store_context
 from models.answer import STRENGTH
 from models.context import Context, daypart_at
-from models.decision import decide_board
-from models.trending import Trending
+from models.trending import Trending, scopes_for
 
 BOARD_REFRESH_S = 30.0
 
@@ -56,9 +55,16 @@ def board_for(store_id: str, state: dict[str, Any] | None, now: float) -> dict[s
         temperature_c=situation.get("temperature_c"),
         queue_length=situation.get("queue_length"),
         channel="drive_thru",
+        store_id=store_id,
     )
-    decision = decide_board(
-        catalog, store_id, ctx, trending_of(state), now, rng, policy, "b-" + uuid.uuid4().hex
+    decision = learner.board(
+        store_id,
+        ctx,
+        trending_of(state),
+        now,
+        rng,
+        "b-" + uuid.uuid4().hex,
+        stock_out=situation.get("stock_out", ()),
     )
     return {**decision.as_json(catalog), "store_name": store.name}
 
@@ -82,7 +88,8 @@ async def trend(stream: faust.StreamT[bytes]) -> None:
             answer = orjson.loads(raw)  # validated upstream by interactions.learn
             store_id = answer["store_id"]
             trending = touched.get(store_id) or trending_of(stores.get(store_id))
-            trending.add(answer["offer_id"], STRENGTH[answer["type"]], answer["ts"])
+            scopes = scopes_for(store_id, answer["daypart"], answer["weather"])
+            trending.add(answer["offer_id"], STRENGTH[answer["type"]], answer["ts"], scopes)
             touched[store_id] = trending
         for store_id, trending in touched.items():
             stores[store_id] = {**(stores.get(store_id) or {}), "trending": trending.to_state()}
@@ -104,7 +111,7 @@ async def context(stream: faust.StreamT[bytes]) -> None:
             state = stores.get(update.store_id) or {}
             situation = {
                 **situation_of(state),
-                **update.model_dump(exclude_none=True, exclude={"ts"}),
+                **update.model_dump(exclude_none=True, exclude={"ts", "store_id"}),
                 "ts": update.ts.timestamp(),
             }
             stores[update.store_id] = {**state, "context": situation}

@@ -61,7 +61,12 @@ class Learner:
     # --- estimating -----------------------------------------------------------------
 
     def _prior(
-        self, offer: Offer, ctx: Context, trending: Trending | None, now: float, among: Sequence[str]
+        self,
+        offer: Offer,
+        ctx: Context,
+        trending: Trending | None,
+        now: float,
+        among: Sequence[str],
     ) -> Estimate:
         lift = 1.0
         if trending is not None:
@@ -121,9 +126,7 @@ class Learner:
                 if alt is not None:
                     alt_menu = self._prior(alt, ctx, trending, now, among)
                     alternatives.append((alt, self._crowd_logit(alt, ctx, alt_menu)))
-        customer.learn(
-            offer, ctx, self._crowd_logit(offer, ctx, menu), yes, strength, alternatives
-        )
+        customer.learn(offer, ctx, self._crowd_logit(offer, ctx, menu), yes, strength, alternatives)
 
     def expire(
         self,
@@ -198,7 +201,14 @@ class Learner:
         offers = self._rank(store_id, ctx, customer, trending, now, rng, stock_out)
         customer.ask([o.offer_id for o in offers])
         return Decision(
-            decision_id, "customer", customer_id, store_id, ctx, tuple(offers), now, customer.answers
+            decision_id,
+            "customer",
+            customer_id,
+            store_id,
+            ctx,
+            tuple(offers),
+            now,
+            customer.answers,
         )
 
 

@@ -35,7 +35,9 @@ class Trending:
 
     VERSION = 2
 
-    def __init__(self, half_life_s: float, min_support: float = 5.0, smoothing: float = 1.0) -> None:
+    def __init__(
+        self, half_life_s: float, min_support: float = 5.0, smoothing: float = 1.0
+    ) -> None:
         if half_life_s <= 0:
             raise ValueError(f"half_life_s must be > 0, got {half_life_s}")
         self.half_life_s = half_life_s
@@ -101,6 +103,6 @@ class Trending:
                     str(scope): {str(o): (float(s), float(t)) for o, (s, t) in counts.items()}
                     for scope, counts in scopes.items()
                 }
-            except (TypeError, ValueError):
+            except (TypeError, ValueError, AttributeError):
                 trending._scopes = {}
         return trending
