@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import logging
 import random
-from typing import Any
 
 import faust
 from faust.sensors.prometheus import setup_prometheus_sensors
@@ -99,13 +98,12 @@ stores = app.Table(
 )
 
 
-@app.on_partitions_assigned.connect  # type: ignore[arg-type]  # mode types the positional-only sender
-async def _know_changelog_partitions(sender: Any, *_: Any, **__: Any) -> None:
-    """Have the producer's metadata for every changelog before any stream resumes.
+async def changelogs_known() -> None:
+    """Make sure the producer has metadata for every changelog; call before table writes.
 
     With `use_partitioner`, a table write asks the producer for its key's partition from
-    cached metadata, without waiting; a changelog topic created at this start is not in
-    that cache yet, and the first write would crash its agent.
+    cached metadata, without waiting; a changelog topic created at this start may not be
+    in that cache yet, and the write would crash its agent. Once known, this returns at once.
     """
     producer = app.producer._ensure_producer()  # type: ignore[attr-defined]
     for table in (customers, stores):

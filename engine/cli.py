@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from pathlib import Path
 
 from config.settings import SettingsError, get_settings
 from engine.stack import StackError
@@ -24,6 +25,7 @@ examples:
   tailor worker                    run the Faust worker (learning, trending, boards)
   tailor api --port 8080           serve the HTTP API
   tailor simulate --rate 50        drive-thru and web traffic against the API
+  tailor replay coupon --data ../shared/data   the engine vs baselines on a dataset
 """
 
 
@@ -68,6 +70,12 @@ def _simulate(args: argparse.Namespace) -> int:
     return run(args)
 
 
+def _replay(args: argparse.Namespace) -> int:
+    from engine.replay import main
+
+    return main(args)
+
+
 def _demo(args: argparse.Namespace) -> int:
     from engine.demo import run
 
@@ -102,6 +110,22 @@ def parser() -> argparse.ArgumentParser:
 
     add_arguments(simulate)
     simulate.set_defaults(func=_simulate)
+
+    # Options inline: importing engine.replay (River, scikit-learn) would slow every command.
+    replay = sub.add_parser(
+        "replay", help="stream a dataset through the models, test-then-train, vs baselines"
+    )
+    replay.add_argument("source", choices=["interactions", "coupon", "open-bandit", "simulator"])
+    replay.add_argument(
+        "--data",
+        type=Path,
+        help="the CSV (interactions), the dataset's file or folder or the shared data folder "
+        "(coupon, open-bandit), or a catalog TOML (simulator, optional)",
+    )
+    replay.add_argument("--json", action="store_true", help="print one JSON object")
+    replay.add_argument("--limit", type=int, help="at most N events (simulator: visits, 20000)")
+    replay.add_argument("--seed", type=int, default=7, help="seed (default 7)")
+    replay.set_defaults(func=_replay)
 
     demo = sub.add_parser("demo", help="stack + worker + API + simulator, Ctrl-C stops all")
     demo.add_argument("--rate", type=float, default=20.0, help="simulated visits per second")

@@ -28,6 +28,7 @@ from engine import metrics
 from engine.app import (
     app,
     catalog,
+    changelogs_known,
     customers,
     decisions_topic,
     interactions_topic,
@@ -122,6 +123,7 @@ async def process(events: Sequence[EventT[bytes]]) -> None:
         entered.setdefault(cid, kafka_ts)
 
     decisions: dict[str, dict[str, Any]] = {}
+    await changelogs_known()
     for cid, (model, last, ctx) in latest.items():
         decision = learner.decide_for(
             cid,

@@ -19,6 +19,7 @@ from engine import metrics
 from engine.app import (
     app,
     catalog,
+    changelogs_known,
     learner,
     rng,
     serving,
@@ -91,6 +92,7 @@ async def trend(stream: faust.StreamT[bytes]) -> None:
             scopes = scopes_for(store_id, answer["daypart"], answer["weather"])
             trending.add(answer["offer_id"], STRENGTH[answer["type"]], answer["ts"], scopes)
             touched[store_id] = trending
+        await changelogs_known()
         for store_id, trending in touched.items():
             stores[store_id] = {**(stores.get(store_id) or {}), "trending": trending.to_state()}
         await publish(set(touched))
@@ -108,6 +110,7 @@ async def context(stream: faust.StreamT[bytes]) -> None:
                 await dead_letter(event, update)
                 continue
             metrics.STORE_CONTEXTS.inc()
+            await changelogs_known()
             state = stores.get(update.store_id) or {}
             situation = {
                 **situation_of(state),

@@ -33,7 +33,19 @@ def partitions(settings: Settings) -> dict[str, int]:
     }
 
 
-async def ensure_topics(settings: Settings) -> None:
+def changelogs(settings: Settings) -> dict[str, int]:
+    """The worker's table changelogs, named as Faust names them, co-partitioned with the
+    topics their tables are keyed like."""
+    return {
+        f"{settings.app_id}-customers-changelog": settings.interactions_partitions,
+        f"{settings.app_id}-stores-changelog": settings.store_partitions,
+    }
+
+
+async def ensure_topics(settings: Settings, with_changelogs: bool = False) -> None:
+    """Create whatever is missing. The worker passes `with_changelogs`: created by Faust
+    at start instead, a changelog is briefly unknown to its producer and a first table
+    write in that window crashes its agent."""
     admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka)
     await admin.start()
     try:
@@ -43,6 +55,17 @@ async def ensure_topics(settings: Settings) -> None:
             for name, n in partitions(settings).items()
             if name not in existing
         ]
+        if with_changelogs:
+            missing += [
+                NewTopic(
+                    name,
+                    num_partitions=n,
+                    replication_factor=1,
+                    topic_configs={"cleanup.policy": "compact"},
+                )
+                for name, n in changelogs(settings).items()
+                if name not in existing
+            ]
         if missing:
             with contextlib.suppress(TopicAlreadyExistsError):  # another process won the race
                 await admin.create_topics(missing)

@@ -14,10 +14,10 @@ def run(loglevel: str = "info") -> int:
     from engine.app import app, settings
     from engine.topics import ensure_topics
 
-    # Source topics with their partition counts exist before Faust subscribes to them.
+    # Topics and changelogs exist, with their partition counts, before Faust starts.
     # A private loop: asyncio.run would leave none current for Faust's worker.
     loop = asyncio.new_event_loop()
-    loop.run_until_complete(ensure_topics(settings))
+    loop.run_until_complete(ensure_topics(settings, with_changelogs=True))
     loop.close()
 
     logging.getLogger("aiokafka").setLevel(logging.WARNING)
