@@ -86,6 +86,16 @@ customers = app.Table(
     partitions=settings.interactions_partitions,
     use_partitioner=True,
 )
+# Customers with open questions: when their answer window ends and the context they were
+# asked in. A timer in `interactions` turns each expired question into a no. (Faust's
+# windowed tables would do, but their on_window_close bookkeeping is unreliable.)
+questions = app.Table(
+    "questions",
+    default=None,
+    schema=state_schema,
+    partitions=settings.interactions_partitions,
+    use_partitioner=True,
+)
 # Store state (trending and latest context), co-partitioned with the store topics. Its
 # snapshot goes to Redis beside the board, where customer decisions on any worker read it
 # (a GlobalTable would do, but misses its changelog when it is created at startup).
@@ -106,7 +116,7 @@ async def changelogs_known() -> None:
     in that cache yet, and the write would crash its agent. Once known, this returns at once.
     """
     producer = app.producer._ensure_producer()  # type: ignore[attr-defined]
-    for table in (customers, stores):
+    for table in (customers, questions, stores):
         await producer.partitions_for(table.changelog_topic.get_topic_name())
 
 

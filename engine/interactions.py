@@ -6,8 +6,8 @@ yes-answers ─► tailor.store-answers (key store) for trending.
 
 Questions and answers are joined in the customer's state: an impression opens a question
 on an offer; a click or purchase is a yes (and a soft no to the other offers asked with
-it); an impression with no yes within TAILOR_ANSWER_WINDOW_S is a no, learned when the
-customer's next event arrives.
+it); an impression with no yes within TAILOR_ANSWER_WINDOW_S is a no, learned at the
+customer's next event or, if they do not come back, by the `close_questions` timer.
 
 Work is done per batch: a customer who answers five times in one batch is learned from
 five times and decided for once, and all Redis writes of the batch share one pipeline.
@@ -33,6 +33,7 @@ from engine.app import (
     decisions_topic,
     interactions_topic,
     learner,
+    questions,
     rng,
     serving,
     settings,
@@ -137,6 +138,7 @@ async def process(events: Sequence[EventT[bytes]]) -> None:
             stock_out=situation_of(store_states.get(last.store_id or "")).get("stock_out", ()),
         )
         customers[cid] = model.to_state()
+        remember_questions(cid, model, ctx)
         decisions[cid] = {
             **decision.as_json(catalog),
             "channel": last.channel,
@@ -149,6 +151,44 @@ async def process(events: Sequence[EventT[bytes]]) -> None:
         metrics.FRESHNESS_SECONDS.observe(max(0.0, written - entered[cid]))
         await decisions_topic.send(key=cid, value=orjson.dumps(decisions[cid]))
     metrics.BATCH_SECONDS.observe(time.perf_counter() - started)
+
+
+def _context_json(ctx: Context) -> dict[str, Any]:
+    return {
+        "daypart": ctx.daypart,
+        "weather": ctx.weather,
+        "temperature_c": ctx.temperature_c,
+        "queue_length": ctx.queue_length,
+        "channel": ctx.channel,
+        "store_id": ctx.store_id,
+    }
+
+
+def remember_questions(customer_id: str, model: CustomerModel, ctx: Context) -> None:
+    """Keep `questions` to the customers with open questions, due when the first expires."""
+    if model.pending:
+        due = min(model.pending.values()) + settings.answer_window_s
+        questions[customer_id] = {"due": due, "context": _context_json(ctx)}
+    elif questions.get(customer_id) is not None:
+        del questions[customer_id]
+
+
+@app.timer(max(1.0, min(60.0, settings.answer_window_s / 4)))
+async def close_questions() -> None:
+    """Questions nobody answered within the window are no's, even if the customer never
+    comes back (their next event would learn them too)."""
+    now = time.time()
+    due = [cid for cid, q in list(questions.items()) if q and q["due"] <= now]
+    if not due:
+        return
+    await changelogs_known()
+    for cid in due:
+        model = CustomerModel.from_state(customers.get(cid))
+        ctx = Context(**questions[cid]["context"])
+        for _ in learner.expire(model, ctx, now):
+            metrics.ANSWERS.labels("no", "window").inc()
+        customers[cid] = model.to_state()
+        remember_questions(cid, model, ctx)
 
 
 @app.agent(interactions_topic)

@@ -38,6 +38,7 @@ def changelogs(settings: Settings) -> dict[str, int]:
     topics their tables are keyed like."""
     return {
         f"{settings.app_id}-customers-changelog": settings.interactions_partitions,
+        f"{settings.app_id}-questions-changelog": settings.interactions_partitions,
         f"{settings.app_id}-stores-changelog": settings.store_partitions,
     }
 

@@ -65,6 +65,7 @@ def pipeline(
             "worker_web_port": web_port,
             "explore_rate": 0.0,  # deterministic rankings; exploration has unit tests
             "offers_per_decision": 24,  # the whole ranking, so a test can pick the last offer
+            "answer_window_s": 2.0,  # unanswered impressions become no's quickly
         }
     )
     logs = tmp_path_factory.mktemp("logs")
@@ -395,3 +396,32 @@ async def test_a_customers_model_survives_a_worker_restart(
     await post_events(http, [answer])
     after = await customer_decision(http, cid, answer["event_id"], **where)
     assert after["answers"] == 4, "the restarted worker learned on top of the recovered model"
+
+
+async def worker_counter(pipeline: Pipeline, name: str, **labels: str) -> float:
+    async with httpx.AsyncClient() as client:
+        text = (await client.get(pipeline.worker_metrics)).text
+    return sum(
+        s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+        if s.name == name and all(s.labels.get(k) == v for k, v in labels.items())
+    )
+
+
+async def test_an_impression_nobody_answers_becomes_a_no_even_if_the_customer_never_returns(
+    pipeline: Pipeline, http: httpx.AsyncClient
+) -> None:
+    before = await worker_counter(pipeline, "tailor_answers_total", answer="no", source="window")
+    cid = "c-" + uuid.uuid4().hex[:10]
+    shown = [
+        event(cid, o, "impression", store_id="s-3", channel="kiosk") for o in ("cola", "fries")
+    ]
+    await post_events(http, shown)
+    await customer_decision(http, cid, shown[-1]["event_id"], store_id="s-3")
+
+    async def learned_nos() -> float | None:
+        now = await worker_counter(pipeline, "tailor_answers_total", answer="no", source="window")
+        return now if now >= before + 2 else None
+
+    await eventually(learned_nos, "the two unanswered impressions to be learned as no's")
