@@ -56,7 +56,9 @@ def auc(labels: Sequence[int | bool], scores: Sequence[float]) -> float | None:
     return (rank_sum - positives * (positives + 1) / 2) / (positives * negatives)
 
 
-def logloss(labels: Sequence[int | bool], probs: Sequence[float], eps: float = 1e-15) -> float | None:
+def logloss(
+    labels: Sequence[int | bool], probs: Sequence[float], eps: float = 1e-15
+) -> float | None:
     """Mean negative log-likelihood of the answers under P(yes), probabilities clipped to
     [eps, 1 - eps] so one confident mistake costs a lot but not infinity. None if empty.
 
@@ -100,7 +102,7 @@ def epsilon_greedy_probability(scores: Sequence[float], chosen: int, epsilon: fl
     """pi(chosen | x) for an epsilon-greedy policy over these scores: with probability
     1 - epsilon the best offer (ties split evenly), else one uniformly at random.
 
-    >>> epsilon_greedy_probability([0.2, 0.9, 0.1, 0.3], chosen=1, epsilon=0.2)  # 0.8 + 0.05
+    >>> round(epsilon_greedy_probability([0.2, 0.9, 0.1, 0.3], chosen=1, epsilon=0.2), 6)
     0.85
     >>> epsilon_greedy_probability([0.5, 0.5, 0.1, 0.1], chosen=0, epsilon=0.0)
     0.5
