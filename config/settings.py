@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, ValidationError, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
 class SettingsError(RuntimeError):
@@ -22,6 +22,9 @@ class SettingsError(RuntimeError):
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="TAILOR_", frozen=True, extra="ignore")
 
+    env: Literal["development", "production"] = Field(
+        "development", description="production: the API refuses to start without API keys"
+    )
     app_id: str = Field("tailor", description="Faust app id: consumer group and table prefix")
 
     # Servers. When a URL/bootstrap is given, Tailor uses that server and starts none.
@@ -41,6 +44,13 @@ class Settings(BaseSettings):
     api_host: str = "127.0.0.1"
     api_port: int = Field(8080, ge=1, le=65535)
     worker_web_port: int = Field(6066, ge=1, le=65535, description="worker /metrics")
+    api_keys: Annotated[tuple[SecretStr, ...], NoDecode] = Field(
+        (), description="comma-separated keys for writes and deletes; none: keys off"
+    )
+    cors_origins: Annotated[tuple[str, ...], NoDecode] = Field(
+        (), description="comma-separated origins web pages may call the API from; * for any"
+    )
+    max_body_bytes: int = Field(1_048_576, ge=1024, description="largest request body")
     batch_size: int = Field(500, ge=1, le=100_000, description="events per agent batch")
     batch_within_s: float = Field(0.05, gt=0, le=10, description="max wait to fill a batch")
 
@@ -60,6 +70,13 @@ class Settings(BaseSettings):
     board_ttl_s: int = Field(86400, ge=1)
     seed: int = 42
 
+    @field_validator("api_keys", "cors_origins", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(part.strip() for part in value.split(",") if part.strip())
+        return value
+
     @model_validator(mode="after")
     def _ports_differ(self) -> Settings:
         if self.kafka_port == self.kafka_controller_port:
@@ -68,11 +85,16 @@ class Settings(BaseSettings):
 
     def as_env(self) -> dict[str, str]:
         """These settings as `TAILOR_*` variables, to hand to a child process."""
-        return {
-            f"TAILOR_{name.upper()}": str(value)
-            for name, value in self.model_dump().items()
-            if value is not None
-        }
+        env = {}
+        for name in type(self).model_fields:
+            value = getattr(self, name)
+            if isinstance(value, tuple):
+                value = ",".join(
+                    v.get_secret_value() if isinstance(v, SecretStr) else str(v) for v in value
+                )
+            if value is not None:
+                env[f"TAILOR_{name.upper()}"] = str(value)
+        return env
 
     @property
     def embedded_kafka(self) -> bool:

@@ -6,6 +6,7 @@ Stateless, so any number of replicas can serve behind a load balancer.
 from __future__ import annotations
 
 import asyncio
+import secrets
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -15,14 +16,16 @@ from typing import Annotated, Any
 
 import orjson
 from aiokafka import AIOKafkaProducer
-from fastapi import FastAPI, HTTPException, Query, Request, Response
+from fastapi import Depends, FastAPI, HTTPException, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import ValidationError
 
 from config.catalog import load_catalog
-from config.settings import Settings
+from config.settings import Settings, SettingsError
 from engine import metrics
 from engine.events import (
     Interaction,
@@ -33,7 +36,7 @@ from engine.events import (
     explain,
 )
 from engine.serving import Serving
-from engine.topics import INTERACTIONS, STORE_CONTEXT, ensure_topics
+from engine.topics import FORGET_HEADER, INTERACTIONS, STORE_CONTEXT, ensure_topics
 from models.offer import Catalog
 
 MAX_EVENTS_PER_REQUEST = 1000
@@ -76,6 +79,28 @@ def parse_events(body: bytes, catalog: Catalog) -> list[Interaction]:
 
 
 def create_app(settings: Settings) -> FastAPI:
+    if settings.env == "production" and not settings.api_keys:
+        raise SettingsError(
+            "TAILOR_ENV=production requires TAILOR_API_KEYS (comma-separated bearer keys for "
+            "writes and deletes); refusing to start with writes open to anyone"
+        )
+    keys = [k.get_secret_value().encode() for k in settings.api_keys]
+    bearer = HTTPBearer(auto_error=False, description="a key from TAILOR_API_KEYS")
+
+    async def may_write(
+        credentials: HTTPAuthorizationCredentials | None = Depends(bearer),  # noqa: B008
+    ) -> None:
+        """Writes and deletes need `Authorization: Bearer <key>` when keys are configured."""
+        if not keys:
+            return
+        given = credentials.credentials.encode() if credentials else b""
+        if not any(secrets.compare_digest(given, key) for key in keys):
+            raise HTTPException(
+                401,
+                "missing or unknown API key: send 'Authorization: Bearer <key>'",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+
     catalog = load_catalog(settings.catalog)
     serving = Serving.from_url(settings.redis, settings.offers_ttl_s, settings.board_ttl_s)
     kafka: dict[str, AIOKafkaProducer] = {}
@@ -98,6 +123,23 @@ def create_app(settings: Settings) -> FastAPI:
         lifespan=lifespan,
     )
 
+    if settings.cors_origins:
+        api.add_middleware(
+            CORSMiddleware,
+            allow_origins=list(settings.cors_origins),
+            allow_methods=["GET", "POST", "DELETE"],
+            allow_headers=["Authorization", "Content-Type"],
+        )
+
+    @api.middleware("http")
+    async def limit_body(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        length = request.headers.get("content-length")
+        if length and length.isdigit() and int(length) > settings.max_body_bytes:
+            return _error(413, f"body of {length} bytes; at most {settings.max_body_bytes}")
+        return await call_next(request)
+
     @api.middleware("http")
     async def observe(
         request: Request, call_next: Callable[[Request], Awaitable[Response]]
@@ -119,7 +161,9 @@ def create_app(settings: Settings) -> FastAPI:
 
     @api.exception_handler(HTTPException)
     async def http_error(_: Request, exc: HTTPException) -> JSONResponse:
-        return _error(exc.status_code, str(exc.detail))
+        response = _error(exc.status_code, str(exc.detail))
+        response.headers.update(exc.headers or {})
+        return response
 
     def known_store(store_id: str) -> None:
         if store_id not in catalog.stores:
@@ -192,6 +236,7 @@ def create_app(settings: Settings) -> FastAPI:
         "/v1/events",
         status_code=202,
         tags=["events"],
+        dependencies=[Depends(may_write)],
         openapi_extra={
             "requestBody": {
                 "required": True,
@@ -207,7 +252,12 @@ def create_app(settings: Settings) -> FastAPI:
     )
     async def post_events(request: Request) -> dict[str, Any]:
         """One event or a list of up to 1000; all are validated before any is produced."""
-        events = parse_events(await request.body(), catalog)
+        body = await request.body()
+        if len(body) > settings.max_body_bytes:
+            raise HTTPException(
+                413, f"body of {len(body)} bytes; at most {settings.max_body_bytes}"
+            )
+        events = parse_events(body, catalog)
         sends = [
             await kafka["producer"].send(
                 INTERACTIONS,
@@ -220,7 +270,12 @@ def create_app(settings: Settings) -> FastAPI:
         metrics.API_EVENTS.labels("accepted").inc(len(events))
         return {"accepted": len(events), "event_ids": [e.event_id for e in events]}
 
-    @api.post("/v1/stores/{store_id}/context", status_code=202, tags=["signage"])
+    @api.post(
+        "/v1/stores/{store_id}/context",
+        status_code=202,
+        tags=["signage"],
+        dependencies=[Depends(may_write)],
+    )
     async def post_context(store_id: str, situation: Situation) -> dict[str, Any]:
         known_store(store_id)
         update = StoreContext(store_id=store_id, ts=datetime.now(UTC), **situation.model_dump())
@@ -230,5 +285,33 @@ def create_app(settings: Settings) -> FastAPI:
             STORE_CONTEXT, orjson.dumps(update.model_dump(mode="json")), key=store_id.encode()
         )
         return {"accepted": 1, "store_id": store_id}
+
+    @api.delete(
+        "/v1/customers/{customer_id}",
+        status_code=202,
+        tags=["operations"],
+        dependencies=[Depends(may_write)],
+    )
+    async def forget_customer(customer_id: str) -> dict[str, Any]:
+        """Forget a customer everywhere: their offers in Redis now; their model and open
+        questions in the worker, through a command on their own partition of
+        tailor.interactions (so it follows every event they sent before)."""
+        request_id = "f-" + uuid.uuid4().hex
+        await kafka["producer"].send_and_wait(
+            INTERACTIONS,
+            orjson.dumps({"customer_id": customer_id, "request_id": request_id}),
+            key=customer_id.encode(),
+            headers=[(FORGET_HEADER, b"forget")],
+        )
+        await serving.forget([customer_id])
+        metrics.FORGET_REQUESTS.inc()
+        return {
+            "customer_id": customer_id,
+            "request_id": request_id,
+            "status": "accepted",
+            "forgets": ["offers in Redis", "model in the worker", "open questions"],
+            "keeps": "aggregate counts (trending, popularity) that name no one; the "
+            "tailor.interactions and tailor.decisions logs until their retention ends",
+        }
 
     return api

@@ -42,6 +42,7 @@ from engine.app import (
 from engine.dead_letter import dead_letter
 from engine.events import Interaction, Rejection, decode_interaction
 from engine.stores import situation_of, trending_of
+from engine.topics import FORGET_HEADER
 from models.answer import STRENGTH, answer_of
 from models.context import Context, daypart_at
 from models.customer import CustomerModel
@@ -71,24 +72,50 @@ def context_of(event: Interaction, store_state: dict[str, Any] | None) -> Contex
     )
 
 
+def forget_command(event: EventT[bytes]) -> str | None:
+    """The customer id, if this record is the API's forget command rather than an event."""
+    headers = event.message.headers or []
+    pairs: list[tuple[str, bytes]] = list(
+        headers.items() if isinstance(headers, dict) else headers  # type: ignore[arg-type]
+    )
+    if (FORGET_HEADER, b"forget") in pairs:
+        customer_id = orjson.loads(event.value).get("customer_id")
+        return str(customer_id) if customer_id else None
+    return None
+
+
 async def process(events: Sequence[EventT[bytes]]) -> None:
     started = time.perf_counter()
-    valid: list[tuple[Interaction, float]] = []  # with the time it entered Kafka
+    # Events in arrival order, with the time each entered Kafka; a forget command is kept
+    # in line so it erases what came before it and nothing after.
+    valid: list[tuple[Interaction | str, float]] = []
     for event in events:
-        got = decode_interaction(event.value, catalog)
-        if isinstance(got, Rejection):
-            await dead_letter(event, got)
+        if to_forget := forget_command(event):
+            valid.append((to_forget, event.message.timestamp))
+            continue
+        decoded = decode_interaction(event.value, catalog)
+        if isinstance(decoded, Rejection):
+            await dead_letter(event, decoded)
             metrics.EVENTS.labels("invalid", "dead_letter").inc()
         else:
-            valid.append((got, event.message.timestamp))
-    store_ids = sorted({e.store_id for e, _ in valid if e.store_id})
+            valid.append((decoded, event.message.timestamp))
+    store_ids = sorted({e.store_id for e, _ in valid if isinstance(e, Interaction) and e.store_id})
     store_states = await serving().store_states(store_ids)
     trending: dict[str, Trending] = {s: trending_of(store_states.get(s)) for s in store_ids}
 
     latest: dict[str, tuple[CustomerModel, Interaction, Context]] = {}
     entered: dict[str, float] = {}  # per customer, when their oldest event of the batch arrived
     popular: dict[str, float] = {}
-    for got, kafka_ts in valid:
+    forgotten: set[str] = set()
+    for item, kafka_ts in valid:
+        if isinstance(item, str):
+            await forget(item)
+            latest.pop(item, None)
+            entered.pop(item, None)
+            forgotten.add(item)
+            continue
+        got = item
+        forgotten.discard(got.customer_id)  # an event after the forget starts afresh
         cid = got.customer_id
         model = latest[cid][0] if cid in latest else CustomerModel.from_state(customers.get(cid))
         ctx = context_of(got, store_states.get(got.store_id or ""))
@@ -146,11 +173,22 @@ async def process(events: Sequence[EventT[bytes]]) -> None:
         }
     if decisions or popular:
         await serving().write(offers=decisions, popular=popular)
+    await serving().forget(sorted(forgotten))  # after the writes: nothing of them survives
     written = time.time()
     for cid in latest:
         metrics.FRESHNESS_SECONDS.observe(max(0.0, written - entered[cid]))
         await decisions_topic.send(key=cid, value=orjson.dumps(decisions[cid]))
     metrics.BATCH_SECONDS.observe(time.perf_counter() - started)
+
+
+async def forget(customer_id: str) -> None:
+    """Delete the customer's model and open questions; the table deletes are tombstones in
+    the changelogs, so every replica and every future recovery forgets them too."""
+    await changelogs_known()
+    for table in (customers, questions):
+        if table.get(customer_id) is not None:
+            del table[customer_id]
+    metrics.FORGOTTEN.inc()
 
 
 def _context_json(ctx: Context) -> dict[str, Any]:

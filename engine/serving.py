@@ -75,6 +75,16 @@ class Serving:
         if boards:
             metrics.DECISIONS.labels("board").inc(len(boards))
 
+    async def forget(self, customer_ids: Sequence[str]) -> None:
+        """Delete the customers' offers (the only Redis keys that name a customer)."""
+        if not customer_ids:
+            return
+        try:
+            await self.client.delete(*(offers_key(c) for c in customer_ids))
+        except Exception:
+            metrics.REDIS_ERRORS.labels("delete").inc()
+            raise
+
     async def _get(self, key: str) -> dict[str, Any] | None:
         try:
             raw = await self.client.get(key)

@@ -19,6 +19,8 @@ STORE_CONTEXT = "tailor.store-context"
 DECISIONS = "tailor.decisions"
 DEAD_LETTER = "tailor.dead-letter"
 STORE_ANSWERS = "tailor.store-answers"  # yes-answers repartitioned by store, for trending
+# A record of tailor.interactions with this header is a command, not an event.
+FORGET_HEADER = "tailor.command"
 
 log = logging.getLogger("tailor.topics")
 

@@ -31,6 +31,8 @@ from engine.topics import DEAD_LETTER, INTERACTIONS
 from tests.conftest import free_ports
 
 pytestmark = pytest.mark.e2e
+API_KEY = "e2e-" + uuid.uuid4().hex
+AUTH = {"Authorization": f"Bearer {API_KEY}"}
 CATALOG = load_catalog()
 T = TypeVar("T")
 
@@ -66,6 +68,7 @@ def pipeline(
             "explore_rate": 0.0,  # deterministic rankings; exploration has unit tests
             "offers_per_decision": 24,  # the whole ranking, so a test can pick the last offer
             "answer_window_s": 2.0,  # unanswered impressions become no's quickly
+            "api_keys": (API_KEY,),
         }
     )
     logs = tmp_path_factory.mktemp("logs")
@@ -90,7 +93,7 @@ def pipeline(
 
 @pytest.fixture
 async def http(pipeline: Pipeline) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=pipeline.api, timeout=10) as client:
+    async with httpx.AsyncClient(base_url=pipeline.api, timeout=10, headers=AUTH) as client:
         yield client
 
 
@@ -425,3 +428,50 @@ async def test_an_impression_nobody_answers_becomes_a_no_even_if_the_customer_ne
         return now if now >= before + 2 else None
 
     await eventually(learned_nos, "the two unanswered impressions to be learned as no's")
+
+
+async def test_writes_without_a_key_get_401_and_with_one_202(pipeline: Pipeline) -> None:
+    async with httpx.AsyncClient(base_url=pipeline.api, timeout=10) as anonymous:
+        r = await anonymous.post("/v1/events", json=event("c-anon", "fries"))
+        assert r.status_code == 401
+        assert r.headers["www-authenticate"] == "Bearer"
+        r = await anonymous.delete("/v1/customers/c-anon")
+        assert r.status_code == 401
+        assert (await anonymous.get("/v1/stores/s-1/board")).status_code in (200, 503)
+        r = await anonymous.post("/v1/events", json=event("c-anon", "fries"), headers=AUTH)
+        assert r.status_code == 202
+
+
+async def test_forget_me_leaves_nothing_behind(
+    pipeline: Pipeline, http: httpx.AsyncClient, redis: aioredis.Redis
+) -> None:
+    cid = "c-forget-" + uuid.uuid4().hex[:10]
+    where = {"store_id": "s-2", "channel": "web"}
+    sent = [
+        event(cid, "fries", "impression", **where),
+        event(cid, "cola", "impression", **where),
+        event(cid, "fries", "purchase", **where),
+        event(cid, "sundae", "impression", **where),  # an open question
+    ]
+    await post_events(http, sent)
+    before = await customer_decision(http, cid, sent[-1]["event_id"], **where)
+    assert before["answers"] == 1
+
+    r = await http.delete(f"/v1/customers/{cid}")
+    assert r.status_code == 202
+    receipt = r.json()
+    assert receipt["customer_id"] == cid and receipt["request_id"].startswith("f-")
+
+    async def gone() -> bool:
+        r = await http.get(f"/v1/customers/{cid}/offers", params=where)
+        keys = [k async for k in redis.scan_iter(match=f"*{cid}*")]
+        forgotten = await worker_counter(pipeline, "tailor_customers_forgotten_total")
+        return r.json()["source"] != "customer" and not keys and forgotten >= 1
+
+    await eventually(gone, f"{cid} to be forgotten")
+    assert (await http.get(f"/v1/customers/{cid}/offers", params=where)).json()["source"] == "store"
+
+    again = event(cid, "cola", "purchase", **where)
+    await post_events(http, [again])
+    after = await customer_decision(http, cid, again["event_id"], **where)
+    assert after["answers"] == 1, "a forgotten customer starts again from nothing"
