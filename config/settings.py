@@ -61,6 +61,9 @@ class Settings(BaseSettings):
     value: Literal["price", "margin", "yes"] = Field(
         "price", description="what a yes is worth: price (revenue), margin (profit), yes (clicks)"
     )
+    holdout_share: float = Field(
+        0.1, ge=0, le=1, description="share of customers served the control policy (trending)"
+    )
     frequency_cap: int = Field(3, ge=1, description="shown this often without a yes: rest it")
     answer_window_s: float = Field(
         900.0, gt=0, description="an impression with no yes this long after is a no"

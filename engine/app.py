@@ -21,6 +21,8 @@ from config.catalog import load_catalog
 from config.settings import get_settings
 from engine.serving import Serving
 from engine.topics import DEAD_LETTER, DECISIONS, INTERACTIONS, STORE_ANSWERS, STORE_CONTEXT
+from models.decision import CONTROL
+from models.holdout import Group, group_of
 from models.learner import Learner, LearnerConfig
 from models.policy import PolicyConfig
 
@@ -28,18 +30,27 @@ settings = get_settings()
 catalog = load_catalog(settings.catalog)
 # The worker's brain. Its shared model learns from this worker's partitions and lives in
 # memory: after a restart it relearns, starting again from the menu's prior.
-learner = Learner(
-    catalog,
-    LearnerConfig(
-        answer_window_s=settings.answer_window_s,
-        policy=PolicyConfig(
-            k=settings.offers_per_decision,
-            explore_rate=settings.explore_rate,
-            value=settings.value,
-            frequency_cap=settings.frequency_cap,
-        ),
-    ),
+_policy = PolicyConfig(
+    k=settings.offers_per_decision,
+    explore_rate=settings.explore_rate,
+    value=settings.value,
+    frequency_cap=settings.frequency_cap,
 )
+learner = Learner(catalog, LearnerConfig(answer_window_s=settings.answer_window_s, policy=_policy))
+# The holdout's policy: the menu prior and trending, nothing learned. Its customers' answers
+# still teach `learner`; only what they are shown differs.
+control = Learner(
+    catalog,
+    LearnerConfig(personal=False, shared=False, name=CONTROL, policy=_policy),
+)
+
+
+def decider(customer_id: str) -> tuple[Group, Learner]:
+    """Which policy decides for this customer (stable: a hash of the id)."""
+    group = group_of(customer_id, settings.holdout_share)
+    return group, control if group == "control" else learner
+
+
 rng = random.Random(settings.seed)
 log = logging.getLogger("tailor.worker")
 

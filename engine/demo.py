@@ -101,7 +101,12 @@ def run(settings: Settings, rate: float = 20.0, duration: float | None = None) -
         wait_http(f"http://127.0.0.1:{settings.api_port}/healthz", api, logs / "api.log")
         metrics_url = f"http://127.0.0.1:{settings.worker_web_port}/metrics"
         wait_http(f"http://127.0.0.1:{settings.worker_web_port}/ready", worker, logs / "worker.log")
-        print(_banner(settings, "API keys: off (local development)."), flush=True)
+        keys_note = (
+            "API keys: on (TAILOR_API_KEYS)."
+            if settings.api_keys
+            else "API keys: off (local development; set TAILOR_API_KEYS to require them)."
+        )
+        print(_banner(settings, keys_note), flush=True)
 
         async def main() -> None:
             loop = asyncio.get_running_loop()
@@ -119,7 +124,10 @@ def run(settings: Settings, rate: float = 20.0, duration: float | None = None) -
                     start=datetime.now(UTC),
                     progress=lambda line: print(line, flush=True),
                     stop=stop_event,
+                    api_key=settings.api_keys[0].get_secret_value() if settings.api_keys else None,
                 )
+                if summary.by_policy:
+                    print(f"holdout: {summary.lift_line()}", flush=True)
                 print(
                     f"simulator: {summary.visits} visits, {summary.events} events, "
                     f"{summary.purchases} purchases, {summary.errors} errors",

@@ -30,6 +30,7 @@ from engine.app import (
     catalog,
     changelogs_known,
     customers,
+    decider,
     decisions_topic,
     interactions_topic,
     learner,
@@ -121,15 +122,17 @@ async def process(events: Sequence[EventT[bytes]]) -> None:
         ctx = context_of(got, store_states.get(got.store_id or ""))
         ts = got.ts.timestamp()
         store_trending = trending.get(got.store_id or "")
+        group, _ = decider(cid)
         for _ in learner.expire(model, ctx, ts, store_trending):
-            metrics.ANSWERS.labels("no", "window").inc()
+            metrics.ANSWERS.labels("no", "window", group).inc()
         answer = answer_of(got.type)
         if answer is None:
             model.shown(got.offer_id, ts)
+            metrics.QUESTIONS.labels(group).inc()
         else:
             offer = catalog.offers[got.offer_id]
             learner.answer(model, offer, ctx, answer, STRENGTH[got.type], ts, store_trending)
-            metrics.ANSWERS.labels("yes" if answer else "no", got.type).inc()
+            metrics.ANSWERS.labels("yes" if answer else "no", got.type, group).inc()
             if answer:
                 popular[got.offer_id] = popular.get(got.offer_id, 0.0) + STRENGTH[got.type]
                 if got.store_id is not None:
@@ -153,7 +156,7 @@ async def process(events: Sequence[EventT[bytes]]) -> None:
     decisions: dict[str, dict[str, Any]] = {}
     await changelogs_known()
     for cid, (model, last, ctx) in latest.items():
-        decision = learner.decide_for(
+        decision = decider(cid)[1].decide_for(
             cid,
             model,
             last.store_id,
@@ -224,7 +227,7 @@ async def close_questions() -> None:
         model = CustomerModel.from_state(customers.get(cid))
         ctx = Context(**questions[cid]["context"])
         for _ in learner.expire(model, ctx, now):
-            metrics.ANSWERS.labels("no", "window").inc()
+            metrics.ANSWERS.labels("no", "window", decider(cid)[0]).inc()
         customers[cid] = model.to_state()
         remember_questions(cid, model, ctx)
 

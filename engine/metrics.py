@@ -18,8 +18,13 @@ FRESHNESS_SECONDS = Histogram(
     "From an event entering Kafka (its record timestamp) to its customer's decision in Redis",
     buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
 )
+QUESTIONS = Counter(
+    "tailor_questions", "Impressions (questions asked), by holdout group", ["group"]
+)
 ANSWERS = Counter(
-    "tailor_answers", "Answers learned: yes or no, and what said so", ["answer", "source"]
+    "tailor_answers",
+    "Answers learned: yes or no, what said so (event type or window), holdout group",
+    ["answer", "source", "group"],
 )
 DECISIONS = Counter("tailor_decisions_written", "Decisions written to Redis", ["kind"])
 REDIS_ERRORS = Counter("tailor_redis_errors", "Redis operations that failed", ["op"])

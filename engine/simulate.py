@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import logging
 import math
+import os
 import signal
 import time
 import uuid
@@ -53,6 +54,15 @@ class SimSummary:
     sim_time: datetime | None = None
     elapsed_s: float = 0.0
     first_errors: list[str] = field(default_factory=list)
+    # Personalized visits (web/app) by the policy that decided, [visits, purchases]: the
+    # engine against the holdout's control policy is the live lift of personalization.
+    by_policy: dict[str, list[int]] = field(default_factory=dict)
+
+    def lift_line(self) -> str:
+        parts = [
+            f"{policy} {p / v:.1%} of {v}" for policy, (v, p) in sorted(self.by_policy.items()) if v
+        ]
+        return "purchase rate by policy: " + ", ".join(parts) if parts else ""
 
     @property
     def errors(self) -> int:
@@ -70,7 +80,7 @@ class SimSummary:
             f"simulate | sim {clock} | visits {self.visits} ({rate:.1f}/s) | "
             f"events {self.events} | purchases {self.purchases} ({self.purchase_rate:.1%}) | "
             f"errors 4xx {self.client_errors} 5xx {self.server_errors} "
-            f"net {self.network_errors}"
+            f"net {self.network_errors}" + (f" | {self.lift_line()}" if self.by_policy else "")
         )
 
 
@@ -233,7 +243,9 @@ class _Driver:
             self.summary.contexts += 1
         return ok
 
-    async def shown_offers(self, world: World, visit: Visit) -> tuple[str | None, list[str]]:
+    async def shown_offers(
+        self, world: World, visit: Visit
+    ) -> tuple[str | None, list[str], str | None]:
         """What the visit's screen shows: the lane's board, or the customer's offers."""
         customer_url = f"/v1/customers/{visit.customer.customer_id}/offers"
         params = {"store_id": visit.store_id, "channel": visit.channel, "k": OFFERS_K}
@@ -247,8 +259,10 @@ class _Driver:
         else:
             response = await self.request("GET", customer_url, params=params)
         if response is None:
-            return None, []
+            return None, [], None
         body = response.json()
+        # Only a customer's own decision says which policy (engine or holdout) chose it.
+        policy = body.get("policy") if body.get("source") == "customer" else None
         decision_id = body.get("decision_id")
         ids = [
             o["offer_id"]
@@ -256,10 +270,10 @@ class _Driver:
             if isinstance(o, dict) and o.get("offer_id") in world.catalog.offers
         ]
         shown = list(dict.fromkeys(ids))[: visit.slots]
-        return (decision_id if isinstance(decision_id, str) else None), shown
+        return (decision_id if isinstance(decision_id, str) else None), shown, policy
 
     async def visit(self, world: World, visit: Visit) -> None:
-        decision_id, shown = await self.shown_offers(world, visit)
+        decision_id, shown, policy = await self.shown_offers(world, visit)
         if not shown:
             self.summary.empty += 1
             return
@@ -268,6 +282,10 @@ class _Driver:
         if await self.request("POST", "/v1/events", json=events) is not None:
             self.summary.events += len(events)
             self.summary.purchases += answer.purchase is not None
+            if isinstance(policy, str):
+                counts = self.summary.by_policy.setdefault(policy, [0, 0])
+                counts[0] += 1
+                counts[1] += answer.purchase is not None
 
 
 async def simulate(
@@ -283,6 +301,7 @@ async def simulate(
     concurrency: int | None = None,
     stop: asyncio.Event | None = None,
     transport: httpx.AsyncBaseTransport | None = None,
+    api_key: str | None = None,
 ) -> SimSummary:
     """Send simulated traffic to the API at `rate` visits per second.
 
@@ -301,7 +320,10 @@ async def simulate(
     limit = asyncio.Semaphore(concurrency or max(4, min(64, math.ceil(rate / 5))))
     in_flight: set[asyncio.Task[None]] = set()
     timeout = httpx.Timeout(5.0, connect=2.0)
-    async with httpx.AsyncClient(base_url=api, timeout=timeout, transport=transport) as client:
+    headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+    async with httpx.AsyncClient(
+        base_url=api, timeout=timeout, transport=transport, headers=headers
+    ) as client:
         driver = _Driver(client, summary, say)
         try:
             catalog = await driver.fetch_catalog(deadline, stop)
@@ -402,6 +424,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--start", type=_start_time, default=None, help="simulated start, UTC (default 06:00 today)"
     )
     parser.add_argument("--concurrency", type=int, default=None, help="visits in flight at most")
+    parser.add_argument(
+        "--api-key",
+        default=os.environ.get("TAILOR_SIMULATE_API_KEY"),
+        help="bearer key for writes when the API has keys on (env TAILOR_SIMULATE_API_KEY)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -432,6 +459,7 @@ def run(args: argparse.Namespace) -> int:
                 progress=lambda line: print(line, flush=True),
                 start=getattr(args, "start", None),
                 concurrency=getattr(args, "concurrency", None),
+                api_key=getattr(args, "api_key", None),
                 stop=stop,
             )
         finally:

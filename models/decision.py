@@ -12,7 +12,8 @@ from models.context import Context
 from models.offer import Catalog
 from models.policy import RankedOffer
 
-POLICY = "engine-v1"
+ENGINE = "engine-v1"
+CONTROL = "control-trending"  # the holdout: the menu prior and trending, nothing learned
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,6 +26,7 @@ class Decision:
     offers: tuple[RankedOffer, ...]
     created_at: float
     answers: int = 0  # how many answers the customer's own model has learned from
+    policy: str = ENGINE
 
     def as_json(self, catalog: Catalog) -> dict[str, object]:
         offers = []
@@ -40,7 +42,7 @@ class Decision:
             )
         out: dict[str, object] = {
             "decision_id": self.decision_id,
-            "policy": POLICY,
+            "policy": self.policy,
             "store_id": self.store_id,
             "context": self.context.as_json(),
             "created_at": self.created_at,

@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 
 from models.context import Context
 from models.customer import CustomerModel
-from models.decision import Decision
+from models.decision import ENGINE, Decision
 from models.offer import Catalog, Offer
 from models.policy import YOU_OFTEN_BUY, Estimate, PolicyConfig, RankedOffer, prior, rank
 from models.residual import logit
@@ -47,6 +47,7 @@ class LearnerConfig:
     personal: bool = True  # False: the engine without 1-1 learning (a baseline)
     shared: bool = True  # False: the menu prior and trending only (the control policy)
     answer_window_s: float = 900.0  # an impression with no yes this long after is a no
+    name: str = ENGINE  # recorded on every decision, for evaluation and lift
     policy: PolicyConfig = field(default_factory=PolicyConfig)
 
 
@@ -183,7 +184,9 @@ class Learner:
     ) -> Decision:
         """What a store's screens show everyone now: the crowd in context, no one's taste."""
         offers = self._rank(store_id, ctx, None, trending, now, rng, stock_out)
-        return Decision(decision_id, "board", store_id, store_id, ctx, tuple(offers), now)
+        return Decision(
+            decision_id, "board", store_id, store_id, ctx, tuple(offers), now, policy=self.cfg.name
+        )
 
     def decide_for(
         self,
@@ -209,6 +212,7 @@ class Learner:
             tuple(offers),
             now,
             customer.answers,
+            self.cfg.name,
         )
 
 

@@ -69,6 +69,7 @@ def pipeline(
             "offers_per_decision": 24,  # the whole ranking, so a test can pick the last offer
             "answer_window_s": 2.0,  # unanswered impressions become no's quickly
             "api_keys": (API_KEY,),
+            "holdout_share": 0.0,  # everyone personalized; holdout has unit tests
         }
     )
     logs = tmp_path_factory.mktemp("logs")

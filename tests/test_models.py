@@ -12,6 +12,8 @@ from hypothesis import strategies as st
 from config.catalog import load_catalog
 from models.context import Context, daypart_at
 from models.customer import MAX_STATE_BYTES, CustomerModel
+from models.decision import CONTROL
+from models.holdout import group_of
 from models.learner import Learner, LearnerConfig
 from models.offer import Catalog
 from models.policy import EXPLORING, PolicyConfig
@@ -266,3 +268,36 @@ def test_propensity_is_the_true_choice_probability() -> None:
         recorded[r.offer_id] = r.propensity
     for offer_id, count in counts.items():
         assert count / n == pytest.approx(recorded[offer_id], abs=0.015)
+
+
+def test_holdout_is_stable_and_honours_the_share() -> None:
+    ids = [f"c-{i}" for i in range(50_000)]
+    for share in (0.0, 0.1, 0.25, 1.0):
+        control = [c for c in ids if group_of(c, share) == "control"]
+        assert len(control) / len(ids) == pytest.approx(share, abs=0.01)
+    assert [group_of(c, 0.1) for c in ids[:500]] == [group_of(c, 0.1) for c in ids[:500]]
+    # raising the share only moves customers into control, never out of it
+    assert all(group_of(c, 0.2) == "control" for c in ids if group_of(c, 0.1) == "control")
+
+
+def test_the_control_policy_ignores_what_customers_taught() -> None:
+    engine = learner(k=30, explore_rate=0.0)
+    control = Learner(
+        CATALOG,
+        LearnerConfig(
+            personal=False, shared=False, name=CONTROL, policy=PolicyConfig(k=30, explore_rate=0.0)
+        ),
+        shared=engine.shared,
+    )
+    me = CustomerModel()
+    before = control.decide_for("c", me, "s-1", NOON, None, 0.0, random.Random(1), "d")
+    last = CATALOG.offers[before.offers[-1].offer_id]
+    for _ in range(10):
+        engine.answer(me, last, NOON, True)
+    after = control.decide_for("c", me, "s-1", NOON, None, 0.0, random.Random(1), "d")
+    assert [r.offer_id for r in after.offers] == [r.offer_id for r in before.offers]
+    assert after.policy == CONTROL
+    assert (
+        engine.decide_for("c", me, "s-1", NOON, None, 0.0, random.Random(1), "d").offers[0].offer_id
+        == last.offer_id
+    )
