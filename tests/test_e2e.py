@@ -8,6 +8,7 @@ and decisions come back from Redis over HTTP.
 from __future__ import annotations
 
 import asyncio
+import re
 import subprocess
 import time
 import uuid
@@ -476,3 +477,34 @@ async def test_forget_me_leaves_nothing_behind(
     await post_events(http, [again])
     after = await customer_decision(http, cid, again["event_id"], **where)
     assert after["answers"] == 1, "a forgotten customer starts again from nothing"
+
+
+def exposed_names(text: str) -> set[str]:
+    """Every series name a /metrics page declares, with the suffixes its type implies."""
+    suffixes = {"counter": ["_total"], "histogram": ["_bucket", "_sum", "_count"]}
+    names: set[str] = set()
+    for family in text_string_to_metric_families(text):
+        names.add(family.name)
+        names.update(family.name + s for s in suffixes.get(family.type, []))
+        names.update(s.name for s in family.samples)
+    return names
+
+
+async def test_every_metric_the_dashboard_charts_is_exposed(
+    pipeline: Pipeline, http: httpx.AsyncClient
+) -> None:
+    dashboard = orjson.loads(
+        (Path(__file__).parents[1] / "config/grafana/tailor.json").read_bytes()
+    )
+    queried = {
+        name
+        for panel in dashboard["panels"]
+        for target in panel["targets"]
+        for name in re.findall(r"\btailor_[a-z_]+", target["expr"])
+    }
+    assert len(queried) >= 12
+    async with httpx.AsyncClient() as client:
+        worker = (await client.get(pipeline.worker_metrics)).text
+    api = (await http.get("/metrics")).text
+    missing = queried - exposed_names(worker) - exposed_names(api)
+    assert not missing, f"the dashboard charts metrics nothing exposes: {sorted(missing)}"
