@@ -36,7 +36,7 @@ from engine.events import (
     explain,
 )
 from engine.serving import Serving
-from engine.topics import FORGET_HEADER, INTERACTIONS, STORE_CONTEXT, ensure_topics
+from engine.topics import COMMAND_HEADER, INTERACTIONS, STORE_CONTEXT, ensure_topics
 from models.offer import Catalog
 
 MAX_EVENTS_PER_REQUEST = 1000
@@ -301,7 +301,7 @@ def create_app(settings: Settings) -> FastAPI:
             INTERACTIONS,
             orjson.dumps({"customer_id": customer_id, "request_id": request_id}),
             key=customer_id.encode(),
-            headers=[(FORGET_HEADER, b"forget")],
+            headers=[(COMMAND_HEADER, b"forget")],
         )
         await serving.forget([customer_id])
         metrics.FORGET_REQUESTS.inc()

@@ -44,6 +44,9 @@ class Interaction(BaseModel):
     type: EventType
     customer_id: Id
     offer_id: Id
+    # The anonymous session this customer was until now (a login, a loyalty scan): what the
+    # session taught is merged into the customer.
+    session_id: Id | None = None
     ts: datetime
     store_id: Id | None = None
     channel: Channel | None = None

@@ -18,6 +18,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import faust
@@ -43,7 +44,7 @@ from engine.app import (
 from engine.dead_letter import dead_letter
 from engine.events import Interaction, Rejection, decode_interaction
 from engine.stores import situation_of, trending_of
-from engine.topics import FORGET_HEADER
+from engine.topics import COMMAND_HEADER
 from models.answer import STRENGTH, answer_of
 from models.context import Context, daypart_at
 from models.customer import CustomerModel
@@ -73,53 +74,108 @@ def context_of(event: Interaction, store_state: dict[str, Any] | None) -> Contex
     )
 
 
-def forget_command(event: EventT[bytes]) -> str | None:
-    """The customer id, if this record is the API's forget command rather than an event."""
+@dataclass(frozen=True, slots=True)
+class Command:
+    """A record of tailor.interactions that is an instruction, not an event (header
+    `tailor.command`): forget a customer, hand a session over, or merge a session in."""
+
+    name: str
+    customer_id: str
+    body: dict[str, Any]
+
+
+def command_of(event: EventT[bytes]) -> Command | None:
     headers = event.message.headers or []
-    pairs: list[tuple[str, bytes]] = list(
-        headers.items() if isinstance(headers, dict) else headers  # type: ignore[arg-type]
+    pairs = dict(headers.items() if isinstance(headers, dict) else headers)
+    name = pairs.get(COMMAND_HEADER)
+    if name is None:
+        return None
+    body = orjson.loads(event.value)
+    return Command(bytes(name).decode(), str(body["customer_id"]), body)
+
+
+async def send_command(name: str, key: str, body: dict[str, Any]) -> None:
+    await interactions_topic.send(
+        key=key, value=orjson.dumps(body), headers=[(COMMAND_HEADER, name.encode())]
     )
-    if (FORGET_HEADER, b"forget") in pairs:
-        customer_id = orjson.loads(event.value).get("customer_id")
-        return str(customer_id) if customer_id else None
-    return None
+
+
+class Batch:
+    """What one batch learned, per customer, until its decisions are written."""
+
+    def __init__(self) -> None:
+        self.latest: dict[str, tuple[CustomerModel, Context, str | None]] = {}
+        self.entered: dict[str, float] = {}  # when the customer's oldest event arrived
+        self.popular: dict[str, float] = {}
+        self.forgotten: set[str] = set()
+
+    def model(self, customer_id: str) -> CustomerModel:
+        if customer_id in self.latest:
+            return self.latest[customer_id][0]
+        return CustomerModel.from_state(customers.get(customer_id))
+
+    def drop(self, customer_id: str) -> None:
+        self.latest.pop(customer_id, None)
+        self.entered.pop(customer_id, None)
+        self.forgotten.add(customer_id)
+
+
+async def run_command(batch: Batch, command: Command, kafka_ts: float) -> None:
+    cid = command.customer_id
+    if command.name == "forget":
+        await forget(cid)
+        batch.drop(cid)
+    elif command.name == "handover":  # we hold the session: send what it taught
+        session = command.body["session_id"]
+        if session in batch.latest or customers.get(session) is not None:
+            state = batch.model(session).to_state()
+            await send_command("merge", cid, {**command.body, "state": state})
+        await forget(session, count=False)
+        batch.drop(session)
+    elif command.name == "merge":  # we hold the customer: take the session in
+        model = batch.model(cid)
+        model.merge(CustomerModel.from_state(command.body.get("state")))
+        metrics.SESSIONS_MERGED.inc()
+        ctx = Context(**command.body["context"])
+        batch.latest[cid] = (model, ctx, None)
+        batch.entered.setdefault(cid, kafka_ts)
+        batch.forgotten.discard(cid)
 
 
 async def process(events: Sequence[EventT[bytes]]) -> None:
     started = time.perf_counter()
-    # Events in arrival order, with the time each entered Kafka; a forget command is kept
-    # in line so it erases what came before it and nothing after.
-    valid: list[tuple[Interaction | str, float]] = []
+    # Events and commands in arrival order, with the time each entered Kafka; a command is
+    # kept in line so it applies to what came before it and not after.
+    items: list[tuple[Interaction | Command, float]] = []
     for event in events:
-        if to_forget := forget_command(event):
-            valid.append((to_forget, event.message.timestamp))
+        if command := command_of(event):
+            items.append((command, event.message.timestamp))
             continue
         decoded = decode_interaction(event.value, catalog)
         if isinstance(decoded, Rejection):
             await dead_letter(event, decoded)
             metrics.EVENTS.labels("invalid", "dead_letter").inc()
         else:
-            valid.append((decoded, event.message.timestamp))
-    store_ids = sorted({e.store_id for e, _ in valid if isinstance(e, Interaction) and e.store_id})
+            items.append((decoded, event.message.timestamp))
+    store_ids = sorted({e.store_id for e, _ in items if isinstance(e, Interaction) and e.store_id})
     store_states = await serving().store_states(store_ids)
     trending: dict[str, Trending] = {s: trending_of(store_states.get(s)) for s in store_ids}
 
-    latest: dict[str, tuple[CustomerModel, Interaction, Context]] = {}
-    entered: dict[str, float] = {}  # per customer, when their oldest event of the batch arrived
-    popular: dict[str, float] = {}
-    forgotten: set[str] = set()
-    for item, kafka_ts in valid:
-        if isinstance(item, str):
-            await forget(item)
-            latest.pop(item, None)
-            entered.pop(item, None)
-            forgotten.add(item)
+    batch = Batch()
+    for item, kafka_ts in items:
+        if isinstance(item, Command):
+            await run_command(batch, item, kafka_ts)
             continue
-        got = item
-        forgotten.discard(got.customer_id)  # an event after the forget starts afresh
-        cid = got.customer_id
-        model = latest[cid][0] if cid in latest else CustomerModel.from_state(customers.get(cid))
+        got, cid = item, item.customer_id
+        batch.forgotten.discard(cid)  # an event after a forget starts afresh
+        model = batch.model(cid)
         ctx = context_of(got, store_states.get(got.store_id or ""))
+        if got.session_id and got.session_id != cid:
+            # The customer was anonymous as this session: ask its owner to hand it over.
+            handover = {"customer_id": cid, "session_id": got.session_id}
+            await send_command(
+                "handover", got.session_id, {**handover, "context": _context_json(ctx)}
+            )
         ts = got.ts.timestamp()
         store_trending = trending.get(got.store_id or "")
         group, _ = decider(cid)
@@ -134,7 +190,9 @@ async def process(events: Sequence[EventT[bytes]]) -> None:
             learner.answer(model, offer, ctx, answer, STRENGTH[got.type], ts, store_trending)
             metrics.ANSWERS.labels("yes" if answer else "no", got.type, group).inc()
             if answer:
-                popular[got.offer_id] = popular.get(got.offer_id, 0.0) + STRENGTH[got.type]
+                batch.popular[got.offer_id] = (
+                    batch.popular.get(got.offer_id, 0.0) + STRENGTH[got.type]
+                )
                 if got.store_id is not None:
                     await store_answers_topic.send(
                         key=got.store_id,
@@ -150,48 +208,45 @@ async def process(events: Sequence[EventT[bytes]]) -> None:
                         ),
                     )
         metrics.EVENTS.labels(got.type, "question" if answer is None else "answer").inc()
-        latest[cid] = (model, got, ctx)
-        entered.setdefault(cid, kafka_ts)
+        batch.latest[cid] = (model, ctx, got.event_id)
+        batch.entered.setdefault(cid, kafka_ts)
 
     decisions: dict[str, dict[str, Any]] = {}
     await changelogs_known()
-    for cid, (model, last, ctx) in latest.items():
+    for cid, (model, ctx, event_id) in batch.latest.items():
         decision = decider(cid)[1].decide_for(
             cid,
             model,
-            last.store_id,
+            ctx.store_id,
             ctx,
-            trending.get(last.store_id or ""),
+            trending.get(ctx.store_id or ""),
             time.time(),
             rng,
             "d-" + uuid.uuid4().hex,
-            stock_out=situation_of(store_states.get(last.store_id or "")).get("stock_out", ()),
+            stock_out=situation_of(store_states.get(ctx.store_id or "")).get("stock_out", ()),
         )
         customers[cid] = model.to_state()
         remember_questions(cid, model, ctx)
-        decisions[cid] = {
-            **decision.as_json(catalog),
-            "channel": last.channel,
-            "event_id": last.event_id,
-        }
-    if decisions or popular:
-        await serving().write(offers=decisions, popular=popular)
-    await serving().forget(sorted(forgotten))  # after the writes: nothing of them survives
+        decisions[cid] = {**decision.as_json(catalog), "channel": ctx.channel, "event_id": event_id}
+    if decisions or batch.popular:
+        await serving().write(offers=decisions, popular=batch.popular)
+    await serving().forget(sorted(batch.forgotten))  # after the writes: nothing of them survives
     written = time.time()
-    for cid in latest:
-        metrics.FRESHNESS_SECONDS.observe(max(0.0, written - entered[cid]))
+    for cid in batch.latest:
+        metrics.FRESHNESS_SECONDS.observe(max(0.0, written - batch.entered[cid]))
         await decisions_topic.send(key=cid, value=orjson.dumps(decisions[cid]))
     metrics.BATCH_SECONDS.observe(time.perf_counter() - started)
 
 
-async def forget(customer_id: str) -> None:
+async def forget(customer_id: str, count: bool = True) -> None:
     """Delete the customer's model and open questions; the table deletes are tombstones in
     the changelogs, so every replica and every future recovery forgets them too."""
     await changelogs_known()
     for table in (customers, questions):
         if table.get(customer_id) is not None:
             del table[customer_id]
-    metrics.FORGOTTEN.inc()
+    if count:
+        metrics.FORGOTTEN.inc()
 
 
 def _context_json(ctx: Context) -> dict[str, Any]:

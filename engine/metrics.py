@@ -41,5 +41,8 @@ API_SECONDS = Histogram(
     buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1),
 )
 FORGET_REQUESTS = Counter("tailor_forget_requests", "Customers the API was asked to forget")
+SESSIONS_MERGED = Counter(
+    "tailor_sessions_merged", "Anonymous sessions merged into a known customer"
+)
 FORGOTTEN = Counter("tailor_customers_forgotten", "Customers whose model the worker deleted")
 API_EVENTS = Counter("tailor_api_events", "Events accepted or refused by the API", ["outcome"])

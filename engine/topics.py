@@ -19,8 +19,9 @@ STORE_CONTEXT = "tailor.store-context"
 DECISIONS = "tailor.decisions"
 DEAD_LETTER = "tailor.dead-letter"
 STORE_ANSWERS = "tailor.store-answers"  # yes-answers repartitioned by store, for trending
-# A record of tailor.interactions with this header is a command, not an event.
-FORGET_HEADER = "tailor.command"
+# A record of tailor.interactions with this header is a command (forget, handover, merge),
+# not an event; commands ride the customer's partition so they are ordered with its events.
+COMMAND_HEADER = "tailor.command"
 
 log = logging.getLogger("tailor.topics")
 

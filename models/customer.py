@@ -102,6 +102,20 @@ class CustomerModel:
             self.unanswered.pop(offer.offer_id, None)
         self.answers += 1
 
+    def merge(self, session: CustomerModel) -> None:
+        """Take in what an anonymous session taught (a login, a loyalty scan). Both are
+        residuals around the same crowd, learned from different answers, so their weights
+        add; counts, open questions and unanswered offers add up too."""
+        weights = self._model.weights()
+        for key, value in session._model.weights().items():
+            weights[key] = weights.get(key, 0.0) + value
+        self._model.load(weights, self._model.intercept + session._model.intercept)
+        self.answers += session.answers
+        for offer_id, ts in session.pending.items():
+            self.pending[offer_id] = max(ts, self.pending.get(offer_id, ts))
+        for offer_id, count in session.unanswered.items():
+            self.unanswered[offer_id] = self.unanswered.get(offer_id, 0) + count
+
     def predict_one(self, offer: Offer, ctx: Context, offset: float) -> float:
         return self._model.predict_one(features(offer, ctx), offset)
 

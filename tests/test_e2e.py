@@ -508,3 +508,33 @@ async def test_every_metric_the_dashboard_charts_is_exposed(
     api = (await http.get("/metrics")).text
     missing = queried - exposed_names(worker) - exposed_names(api)
     assert not missing, f"the dashboard charts metrics nothing exposes: {sorted(missing)}"
+
+
+async def test_a_login_merges_what_the_anonymous_session_taught_into_the_customer(
+    pipeline: Pipeline, http: httpx.AsyncClient, redis: aioredis.Redis
+) -> None:
+    session = "anon-" + uuid.uuid4().hex[:10]
+    cid = "c-login-" + uuid.uuid4().hex[:10]
+    where = {"store_id": "s-1", "channel": "web"}
+    first = event(session, "coffee", "impression", **where)
+    await post_events(http, [first])
+    ranking = await customer_decision(http, session, first["event_id"], k=24, **where)
+    favourite = ranking["offers"][-1]["offer_id"]
+    for _ in range(4):
+        bought = event(session, favourite, "purchase", **where)
+        await post_events(http, [bought])
+    taught = await customer_decision(http, session, bought["event_id"], **where)
+    assert taught["answers"] == 4
+
+    login = event(cid, "coffee", "impression", session_id=session, **where)
+    await post_events(http, [login])
+
+    async def merged() -> dict[str, Any] | None:
+        r = await http.get(f"/v1/customers/{cid}/offers", params={"k": 3, **where})
+        body: dict[str, Any] = r.json()
+        return body if body["source"] == "customer" and body["answers"] == 4 else None
+
+    decision = await eventually(merged, f"{session} to be merged into {cid}")
+    assert favourite in [o["offer_id"] for o in decision["offers"]]
+    assert await redis.get(f"tailor:offers:{session}") is None
+    assert await worker_counter(pipeline, "tailor_sessions_merged_total") >= 1

@@ -301,3 +301,21 @@ def test_the_control_policy_ignores_what_customers_taught() -> None:
         engine.decide_for("c", me, "s-1", NOON, None, 0.0, random.Random(1), "d").offers[0].offer_id
         == last.offer_id
     )
+
+
+def test_what_a_session_taught_merges_into_the_customer() -> None:
+    brain = learner(k=30, explore_rate=0.0)
+    session, customer = CustomerModel(), CustomerModel()
+    first = brain.decide_for("c", customer, "s-1", NOON, None, 0.0, random.Random(1), "d")
+    last = CATALOG.offers[first.offers[-1].offer_id]
+    for _ in range(6):
+        brain.answer(session, last, NOON, True)
+    session.shown("cola", 5.0)
+    brain.answer(customer, CATALOG.offers["fries"], NOON, True)  # soft no to what was asked
+    own = customer.affinity(last)
+    customer.merge(CustomerModel.from_state(session.to_state()))
+    assert customer.answers == 7
+    assert customer.pending == {"cola": 5.0}
+    assert customer.affinity(last) == pytest.approx(own + session.affinity(last), abs=1e-3)
+    after = brain.decide_for("c", customer, "s-1", NOON, None, 0.0, random.Random(1), "d")
+    assert last.offer_id in [r.offer_id for r in after.offers[:3]]
