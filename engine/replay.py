@@ -160,24 +160,29 @@ def _num(x: float | None, digits: int = 6) -> float | None:
     return round(x, digits)
 
 
-def _plain_offer(offer_id: str, name: str | None = None, **kw: Any) -> Offer:
-    """An offer worth 1 (a yes is a yes), sold everywhere at any time."""
-    return Offer(
-        offer_id=offer_id,
-        name=name or offer_id,
-        category=kw.pop("category", "offer"),
-        price=1.0,
-        prep_s=0,
-        dayparts=frozenset(DAYPARTS),
-        **kw,
-    )
+def _plain_offer(
+    offer_id: str,
+    name: str | None = None,
+    category: str = "offer",
+    tags: frozenset[str] = frozenset(),
+) -> Offer:
+    """An offer worth 1 (a yes is a yes), sold everywhere at any time: a dataset's offers
+    carry no price or menu, so availability never filters and P(yes) is the score."""
+    return Offer(offer_id, name or offer_id, category, 1.0, 0, frozenset(DAYPARTS), tags)
 
 
 def _open(path: Path) -> Iterator[dict[str, str]]:
-    """CSV rows as dicts (any line endings, an optional BOM)."""
+    """CSV rows as dicts (any line endings, an optional BOM); a short row is refused."""
     try:
         with path.open(newline="", encoding="utf-8-sig") as f:
-            yield from csv.DictReader(f)
+            reader = csv.DictReader(f)
+            for row in reader:
+                if None in row.values():
+                    raise ReplayError(
+                        f"{path}:{reader.line_num}: {sum(v is not None for v in row.values())}"
+                        f" fields, the header has {len(reader.fieldnames or ())}"
+                    )
+                yield row
     except OSError as exc:
         raise ReplayError(f"cannot read {path}: {exc.strerror or exc}") from None
 
@@ -268,15 +273,15 @@ def read_interactions(path: Path) -> tuple[list[Event], Catalog]:
     for i, row in enumerate(rows):
         line = i + 2
         try:
-            ts = parse_timestamp(row["timestamp"] or "")
+            ts = parse_timestamp(row.get("timestamp") or "")
         except ValueError:
             raise ReplayError(
                 f"{path}:{line}: timestamp {row['timestamp']!r} is neither epoch seconds "
                 "nor ISO 8601"
             ) from None
-        if not row["offer_id"]:
+        if not row.get("offer_id"):
             raise ReplayError(f"{path}:{line}: empty offer_id")
-        if not _is_number(row["reward"] or ""):
+        if not _is_number(row.get("reward") or ""):
             raise ReplayError(f"{path}:{line}: reward {row['reward']!r} is not a number")
         parsed.append((ts, i, row))
     parsed.sort(key=lambda t: (t[0], t[1]))
@@ -299,7 +304,7 @@ def read_interactions(path: Path) -> tuple[list[Event], Catalog]:
         ctx = _interaction_context(path, i + 2, row, ts, extra)
         events.append(
             Event(
-                row["customer_id"].strip() or None,
+                (row.get("customer_id") or "").strip() or None,
                 offers[row["offer_id"]],
                 ctx,
                 float(row["reward"]),
@@ -484,17 +489,20 @@ def read_coupon(path: Path) -> tuple[list[Event], Catalog, list[dict[str, str]]]
             for habit in COUPON_HABITS:
                 if row[habit]:
                     extra[habit] = row[habit]
+            for col in COUPON_NUMERIC:  # the offline reference reads them as numbers
+                if col in row:
+                    float(row[col])
             y = row["Y"].strip()
             if y not in ("0", "1"):
                 raise ValueError(f"Y {y!r}")
+            ctx = Context(
+                daypart=daypart_at(hour * 3600.0),
+                weather=COUPON_WEATHER.get(row["weather"], row["weather"].lower() or None),
+                temperature_c=round((fahrenheit - 32.0) * 5.0 / 9.0, 1),
+                extra=extra,
+            )
         except ValueError as exc:
             raise ReplayError(f"{path}:{line}: unreadable value ({exc})") from None
-        ctx = Context(
-            daypart=daypart_at(hour * 3600.0),
-            weather=COUPON_WEATHER.get(row["weather"], row["weather"].lower() or None),
-            temperature_c=round((fahrenheit - 32.0) * 5.0 / 9.0, 1),
-            extra=extra,
-        )
         events.append(Event(coupon_customer(row), offers[kind], ctx, float(y), i * COUPON_EVERY_S))
     return events, Catalog.of(offers.values(), [REPLAY_STORE]), rows
 
