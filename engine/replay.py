@@ -771,13 +771,6 @@ class EngineActor:
         model = self.policy.customer(cid)
         if bought is not None:
             self.policy.learn(cid, learner.catalog.offers[bought], ctx, 1.0, now)
-            if not learner.cfg.personal:
-                # Learner.answer skips the customer's model when personal=False, and with
-                # it what a yes closes: the open impressions and the offer's frequency cap.
-                # Without this the cap would rest a bought offer for good.
-                for offer_id in shown:
-                    model.pending.pop(offer_id, None)
-                model.unanswered.pop(bought, None)
         window = learner.cfg.answer_window_s
         learner.expire(
             model,
@@ -812,21 +805,41 @@ class RankingActor:
 
 
 class OracleActor:
-    """Knows every customer's true P(yes): shows the top offers by P(yes) x price."""
+    """Knows every customer's true P(yes): shows the top offers by P(yes) x price, under
+    the business rules the engine must keep too (at most `max_per_category` per category,
+    the frequency cap), so its reward is the best any policy could earn here."""
 
-    def __init__(self, world: World) -> None:
+    def __init__(self, world: World, cfg: PolicyConfig) -> None:
         self.world = world
+        self.cfg = cfg
+        self.caps: dict[str, CustomerModel] = {}  # only its frequency-cap bookkeeping
 
     def show(self, visit: Visit, ctx: Context, now: float) -> list[str]:
-        offers = self.world.catalog.available(visit.store_id, ctx.daypart)
-        value = [self.world.p_yes(visit.customer, o.offer_id, ctx) * o.price for o in offers]
-        order = sorted(range(len(offers)), key=lambda i: -value[i])
-        return [offers[i].offer_id for i in order[: visit.slots]]
+        cap = self.caps.setdefault(visit.customer.customer_id, CustomerModel())
+        offers = [
+            o
+            for o in self.world.catalog.available(visit.store_id, ctx.daypart)
+            if cap.times_unanswered(o.offer_id, now, self.cfg.frequency_cap_period_s)
+            < self.cfg.frequency_cap
+        ]
+        offers.sort(key=lambda o: -self.world.p_yes(visit.customer, o.offer_id, ctx) * o.price)
+        shown: list[str] = []
+        per_category: dict[str, int] = {}
+        for offer in offers:
+            if len(shown) == visit.slots:
+                break
+            if per_category.get(offer.category, 0) < self.cfg.max_per_category:
+                shown.append(offer.offer_id)
+                per_category[offer.category] = per_category.get(offer.category, 0) + 1
+        for offer_id in shown:
+            cap.shown(offer_id, now)
+        return shown
 
     def learn(
         self, visit: Visit, ctx: Context, shown: Sequence[str], bought: str | None, now: float
     ) -> None:
-        return None
+        if bought is not None:
+            self.caps[visit.customer.customer_id].close(bought, True, shown)
 
 
 @dataclass(slots=True)
@@ -861,7 +874,7 @@ def replay_simulator(
             actors[name] = EngineActor(policy, seed, name)
         else:
             actors[name] = RankingActor(policy, catalog)
-    actors["oracle"] = OracleActor(world)
+    actors["oracle"] = OracleActor(world, PolicyConfig())
     takings = {name: _Takings() for name in actors}
     warm_up = int(visits * WARM_UP_SHARE)
     for i in _bar(range(visits), visits, "simulator", progress):

@@ -56,7 +56,7 @@ class CustomerModel:
         self.answers = 0
         self.asked: tuple[str, ...] = ()  # the offers of the latest decision
         self.pending: dict[str, float] = {}  # offer shown (an impression) -> when
-        self.unanswered: dict[str, int] = {}  # offer -> times shown without a yes
+        self.unanswered: dict[str, tuple[int, float]] = {}  # offer -> (times shown, last shown)
 
     def ask(self, offer_ids: Sequence[str]) -> None:
         """Remember the offers of the customer's latest decision (the open question)."""
@@ -65,7 +65,14 @@ class CustomerModel:
     def shown(self, offer_id: str, ts: float) -> None:
         """An impression: the question was asked; a yes may follow within the window."""
         self.pending[offer_id] = ts
-        self.unanswered[offer_id] = self.unanswered.get(offer_id, 0) + 1
+        count, _ = self.unanswered.get(offer_id, (0, ts))
+        self.unanswered[offer_id] = (count + 1, ts)
+
+    def times_unanswered(self, offer_id: str, now: float, period_s: float) -> int:
+        """How often the offer was shown without a yes, forgotten `period_s` after it was
+        last shown (the frequency cap's memory)."""
+        count, last = self.unanswered.get(offer_id, (0, now))
+        return count if now - last <= period_s else 0
 
     def expired(self, now: float, window_s: float) -> list[str]:
         """Offers shown longer than `window_s` ago with no yes: each is a no to learn."""
@@ -91,15 +98,23 @@ class CustomerModel:
         """Learn one answer around the crowd's logit `offset`; on a yes, each alternative
         (offer, its crowd logit) gets a soft no and the open question is closed."""
         self._model.learn_one(features(offer, ctx), offset, yes, strength)
+        alternatives = list(alternatives)
         if yes:
             for alt, alt_offset in alternatives:
                 if alt.offer_id != offer.offer_id:
                     self._model.learn_one(
                         features(alt, ctx), alt_offset, False, strength * ALTERNATIVE_WEIGHT
                     )
-                    self.pending.pop(alt.offer_id, None)
-            self.pending.pop(offer.offer_id, None)
-            self.unanswered.pop(offer.offer_id, None)
+        self.close(offer.offer_id, yes, [alt.offer_id for alt, _ in alternatives])
+
+    def close(self, offer_id: str, yes: bool, alternatives: Iterable[str] = ()) -> None:
+        """An answer closes the question: a yes also clears the offer's frequency count
+        and the questions asked alongside it."""
+        if yes:
+            for alt in alternatives:
+                self.pending.pop(alt, None)
+            self.pending.pop(offer_id, None)
+            self.unanswered.pop(offer_id, None)
         self.answers += 1
 
     def merge(self, session: CustomerModel) -> None:
@@ -113,8 +128,9 @@ class CustomerModel:
         self.answers += session.answers
         for offer_id, ts in session.pending.items():
             self.pending[offer_id] = max(ts, self.pending.get(offer_id, ts))
-        for offer_id, count in session.unanswered.items():
-            self.unanswered[offer_id] = self.unanswered.get(offer_id, 0) + count
+        for offer_id, (count, last) in session.unanswered.items():
+            mine, my_last = self.unanswered.get(offer_id, (0, last))
+            self.unanswered[offer_id] = (mine + count, max(last, my_last))
 
     def predict_one(self, offer: Offer, ctx: Context, offset: float) -> float:
         return self._model.predict_one(features(offer, ctx), offset)
@@ -133,7 +149,7 @@ class CustomerModel:
             "b": round(self._model.intercept, 4),
             "a": list(self.asked),
             "p": {o: round(t, 1) for o, t in self.pending.items()},
-            "u": self.unanswered,
+            "u": {o: [c, round(t, 1)] for o, (c, t) in self.unanswered.items()},
             "w": {},
         }
         budget = MAX_STATE_BYTES - len(orjson.dumps(state))
@@ -160,7 +176,10 @@ class CustomerModel:
             if state["v"] == cls.VERSION:
                 model._model.load(dict(state.get("w", {})), float(state.get("b", 0.0)))
                 model.pending = {str(o): float(t) for o, t in dict(state.get("p", {})).items()}
-                model.unanswered = {str(o): int(c) for o, c in dict(state.get("u", {})).items()}
+                model.unanswered = {
+                    str(o): (int(v[0]), float(v[1])) if isinstance(v, list) else (int(v), 0.0)
+                    for o, v in dict(state.get("u", {})).items()
+                }
         except (TypeError, ValueError, KeyError):
             return cls()
         return model

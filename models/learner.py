@@ -118,7 +118,10 @@ class Learner:
         menu = self._prior(offer, ctx, trending, now, among)
         if self.cfg.shared:
             self.shared.learn(offer, ctx, logit(menu.p_yes), yes, strength)
-        if customer is None or not self.cfg.personal:
+        if customer is None:
+            return
+        if not self.cfg.personal:
+            customer.close(offer.offer_id, yes, customer.alternatives(offer.offer_id))
             return
         alternatives = []
         if yes:
@@ -156,12 +159,12 @@ class Learner:
         rng: random.Random,
         stock_out: Collection[str],
     ) -> list[RankedOffer]:
-        cap = self.cfg.policy.frequency_cap
+        cap, period = self.cfg.policy.frequency_cap, self.cfg.policy.frequency_cap_period_s
         candidates = [
             o
             for o in self.catalog.available(store_id, ctx.daypart)
             if o.offer_id not in stock_out
-            and (customer is None or customer.unanswered.get(o.offer_id, 0) < cap)
+            and (customer is None or customer.times_unanswered(o.offer_id, now, period) < cap)
         ]
         among = [o.offer_id for o in candidates]
         return rank(

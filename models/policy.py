@@ -43,7 +43,8 @@ class PolicyConfig:
     value: str = "price"  # what a yes is worth: "price", "margin" or "yes"
     base_ev: float = 0.5  # the menu prior's expected value of showing any offer
     max_per_category: int = 2
-    frequency_cap: int = 3  # shown this many times without a yes: rest it
+    frequency_cap: int = 3  # shown this many times without a yes: rest it...
+    frequency_cap_period_s: float = 86400.0  # ...until this long after it was last shown
     weather_lift: float = 1.6
     trending_reason_at: float = 1.5
     affinity_reason_at: float = 0.5
@@ -76,27 +77,32 @@ class RankedOffer:
 
 
 def prior(offer: Offer, ctx: Context, lift: float, cfg: PolicyConfig) -> Estimate:
-    """P(yes) from the menu itself: base rate, trending lift, weather and daypart."""
+    """P(yes) from the menu itself: base rate, trending lift, weather and daypart.
+
+    Lifts multiply the odds, not the probability, so a strong trend stays distinguishable
+    from a stronger one instead of saturating.
+    """
     reasons = []
-    p = cfg.base_ev / max(offer.value(cfg.value), 0.01) * lift
+    p0 = min(cfg.base_ev / max(offer.value(cfg.value), 0.01), 0.5)
+    odds = p0 / (1 - p0) * lift
     if lift >= cfg.trending_reason_at:
         reasons.append(TRENDING_HERE)
     thermal = ctx.thermal
     if thermal == "hot":
         if "cold" in offer.tags:
-            p *= cfg.weather_lift
+            odds *= cfg.weather_lift
             reasons.append(HOT_WEATHER)
         elif "hot" in offer.tags:
-            p /= cfg.weather_lift
+            odds /= cfg.weather_lift
     elif thermal == "cold":
         if "hot" in offer.tags:
-            p *= cfg.weather_lift
+            odds *= cfg.weather_lift
             reasons.append(COLD_WEATHER)
         elif "cold" in offer.tags:
-            p /= cfg.weather_lift
+            odds /= cfg.weather_lift
     if ctx.daypart == "breakfast" and offer.category == "breakfast":
         reasons.append(BREAKFAST_TIME)
-    return Estimate(min(max(p, 1e-4), 0.95), tuple(reasons))
+    return Estimate(min(max(odds / (1 + odds), 1e-4), 1 - 1e-4), tuple(reasons))
 
 
 def rank(

@@ -46,7 +46,7 @@ class SharedModel:
 
     VERSION = 1
 
-    def __init__(self, learning_rate: float = 0.05, l2: float = 1e-6) -> None:
+    def __init__(self, learning_rate: float = 0.02, l2: float = 1e-6) -> None:
         self._model = Residual(learning_rate, l2=l2, intercept_lr=learning_rate / 5)
         self.answers = 0
 

@@ -233,7 +233,7 @@ def test_no_decision_breaks_a_rule(
     me = CustomerModel()
     for i, offer_id in enumerate(impressions):
         me.shown(offer_id, float(i))
-    capped = {o for o, n in me.unanswered.items() if n >= cap}
+    capped = {o for o in me.unanswered if me.times_unanswered(o, 0.0, 86400.0) >= cap}
     ctx = Context(daypart, temperature_c=temp, queue_length=queue, store_id=store)
     d = brain.decide_for("c", me, store, ctx, None, 0.0, random.Random(seed), "d", stock_out)
     ids = [r.offer_id for r in d.offers]
@@ -319,3 +319,28 @@ def test_what_a_session_taught_merges_into_the_customer() -> None:
     assert customer.affinity(last) == pytest.approx(own + session.affinity(last), abs=1e-3)
     after = brain.decide_for("c", customer, "s-1", NOON, None, 0.0, random.Random(1), "d")
     assert last.offer_id in [r.offer_id for r in after.offers[:3]]
+
+
+def test_the_frequency_cap_rests_an_offer_for_a_period_then_lets_it_back() -> None:
+    brain = learner(k=30, explore_rate=0.0, frequency_cap=2, frequency_cap_period_s=3600.0)
+    me = CustomerModel()
+
+    def shown_now(now: float) -> list[str]:
+        d = brain.decide_for("c", me, "s-1", NOON, None, now, random.Random(1), "d")
+        return [r.offer_id for r in d.offers]
+
+    me.shown("fries", 0.0)
+    me.shown("fries", 10.0)
+    assert "fries" not in shown_now(20.0)  # twice without a yes: resting
+    assert "fries" in shown_now(10.0 + 3601)  # an hour after it was last shown: back
+    brain.answer(me, CATALOG.offers["fries"], NOON, True)
+    assert me.times_unanswered("fries", 20.0, 3600.0) == 0  # a yes clears the count
+
+
+def test_without_the_personal_layer_answers_still_close_questions() -> None:
+    shared_only = Learner(CATALOG, LearnerConfig(personal=False))
+    me = CustomerModel()
+    me.shown("fries", 0.0)
+    me.shown("cola", 0.0)
+    shared_only.answer(me, CATALOG.offers["fries"], NOON, True)
+    assert me.pending == {} and "fries" not in me.unanswered

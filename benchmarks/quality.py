@@ -1,0 +1,217 @@
+"""Learning quality: every replay source, every policy, one markdown table for the README.
+
+    python -m benchmarks.quality --data ../shared/data [--limit N] [--seed 7]
+
+Runs `tailor replay` on the coupon survey, the Open Bandit random log, the simulator, and
+an interactions CSV that the simulator logs on the fly under a uniformly random policy (in
+a temporary file; datasets are read where they are, never copied). Prints the table, the
+references, the targets (met or not) and the wall time of each source.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from engine.replay import (
+    DEFAULT_SEED,
+    SIM_VISITS,
+    replay,
+    write_simulated_interactions,
+)
+
+Report = dict[str, Any]
+COLUMNS: tuple[tuple[str, str, str], ...] = (
+    # (header, source, metric)
+    ("coupon AUC (final 20%)", "coupon", "auc"),
+    ("coupon log loss", "coupon", "logloss"),
+    ("open-bandit IPS CTR [95%]", "open-bandit", "ips"),
+    ("open-bandit SNIPS CTR", "open-bandit", "snips"),
+    ("simulator reward/visit", "simulator", "reward_per_event"),
+    ("simulator oracle share", "simulator", "oracle_share"),
+    ("interactions hit@10 (new offers)", "interactions", "hit_at_10"),
+    ("interactions hit@10 (all offers)", "interactions", "hit_at_10_all"),
+    ("interactions AUC", "interactions", "auc"),
+)
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, dict):
+        return (
+            f"{100 * value['estimate']:.2f}% [{100 * value['low']:.2f}, {100 * value['high']:.2f}]"
+        )
+    if isinstance(value, float):
+        return f"{value:.3f}"
+    return str(value)
+
+
+def _get(reports: Mapping[str, Report], source: str, policy: str, metric: str) -> Any:
+    return reports.get(source, {}).get("policies", {}).get(policy, {}).get(metric)
+
+
+def table(reports: Mapping[str, Report]) -> str:
+    """Markdown: a row per policy (and the references), a column per figure."""
+    policies = list(dict.fromkeys(p for r in reports.values() for p in r["policies"]))
+    head = ["policy", *(c[0] for c in COLUMNS)]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for policy in policies:
+        cells = [_fmt(_get(reports, s, policy, m)) for _, s, m in COLUMNS]
+        lines.append(f"| {policy} | " + " | ".join(cells) + " |")
+    refs: dict[str, dict[str, Any]] = {"reference": {}}
+    ref = refs["reference"]
+    if "coupon" in reports and "gbm" in reports["coupon"]["reference"]:
+        gbm = reports["coupon"]["reference"]["gbm"]
+        ref["coupon AUC (final 20%)"], ref["coupon log loss"] = gbm["auc"], gbm["logloss"]
+    if "open-bandit" in reports:
+        check = reports["open-bandit"]["reference"]["logger_check"]
+        ref["open-bandit IPS CTR [95%]"] = reports["open-bandit"]["reference"]["logged_ctr"]
+        ref["open-bandit SNIPS CTR"] = f"{100 * check['snips_of_logger']:.2f}%"
+    if "simulator" in reports:
+        ref["simulator reward/visit"] = reports["simulator"]["reference"]["oracle"][
+            "reward_per_event"
+        ]
+        ref["simulator oracle share"] = 1.0
+    cells = [_fmt(ref.get(c[0])) for c in COLUMNS]
+    lines.append("| reference: offline GBM / logged CTR / oracle | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def targets(reports: Mapping[str, Report]) -> list[str]:
+    """The quality targets of the issue, each with the figures seen and met or not."""
+    out = []
+
+    def check(what: str, ok: bool | None, seen: str) -> None:
+        mark = "n/a" if ok is None else ("met" if ok else "NOT met")
+        out.append(f"- {what}: {seen} -> {mark}")
+
+    def fig(source: str, policy: str, metric: str) -> float | None:
+        value = _get(reports, source, policy, metric)
+        return value if isinstance(value, float) else None
+
+    share = fig("simulator", "engine", "oracle_share")
+    check(
+        "simulator: engine oracle_share >= 0.90",
+        None if share is None else share >= 0.9,
+        f"{_fmt(share)}",
+    )
+    engine, popular = (fig("simulator", p, "reward_per_event") for p in ("engine", "popularity"))
+    ratio = engine / popular if engine is not None and popular else None
+    check(
+        "simulator: engine reward/visit >= 1.3 x popularity's",
+        None if ratio is None else ratio >= 1.3,
+        f"{_fmt(ratio)} x",
+    )
+    auc = fig("coupon", "engine", "auc")
+    gbm = reports.get("coupon", {}).get("reference", {}).get("gbm", {}).get("auc")
+    ratio = auc / gbm if auc is not None and gbm else None
+    check(
+        "coupon: engine AUC >= 0.95 x offline GBM's",
+        None if ratio is None else ratio >= 0.95,
+        f"{_fmt(auc)} / {_fmt(gbm)} = {_fmt(ratio)}",
+    )
+    hits = {
+        p: fig("interactions", p, "hit_at_10")
+        for p in reports.get("interactions", {}).get("policies", {})
+    }
+    mine = hits.pop("engine", None)
+    others = [v for v in hits.values() if v is not None]
+    check(
+        "interactions: engine hit@10 above every baseline (engine_shared_only included)",
+        None if mine is None or not others else mine > max(others),
+        f"{_fmt(mine)} vs best other {_fmt(max(others) if others else None)}",
+    )
+    return out
+
+
+def run(
+    data: Path, limit: int | None, seed: int, say: Callable[[str], None]
+) -> tuple[dict[str, Report], dict[str, float]]:
+    """Every source, timed; a source whose data is missing is skipped with a note."""
+    reports: dict[str, Report] = {}
+    seconds: dict[str, float] = {}
+    with tempfile.TemporaryDirectory(prefix="tailor-quality-") as tmp:
+        jobs: list[tuple[str, Path | None]] = [
+            ("coupon", data),
+            ("open-bandit", data),
+            ("simulator", None),
+        ]
+        log = Path(tmp) / "simulated-interactions.csv"
+        started = time.perf_counter()
+        rows = write_simulated_interactions(log, limit or SIM_VISITS, seed)
+        say(
+            f"quality | simulated interactions log: {rows} rows in "
+            f"{time.perf_counter() - started:.1f} s"
+        )
+        jobs.append(("interactions", log))
+        for source, path in jobs:
+            started = time.perf_counter()
+            try:
+                reports[source] = replay(
+                    source,
+                    path,
+                    limit=None if source == "interactions" else limit,
+                    seed=seed,
+                    progress=True,
+                )
+            except ValueError as exc:
+                say(f"quality | {source}: skipped ({exc})")
+                continue
+            seconds[source] = time.perf_counter() - started
+            say(
+                f"quality | {source}: {reports[source]['events']} events in {seconds[source]:.1f} s"
+            )
+    return reports, seconds
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.quality",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--data",
+        type=Path,
+        default=Path("../shared/data"),
+        help="the shared data folder (default ../shared/data)",
+    )
+    parser.add_argument(
+        "--limit",
+        type=int,
+        default=None,
+        help=f"at most N events per source (simulator visits: {SIM_VISITS})",
+    )
+    parser.add_argument("--seed", type=int, default=DEFAULT_SEED)
+    args = parser.parse_args(argv)
+
+    def say(line: str) -> None:
+        print(line, file=sys.stderr, flush=True)
+
+    reports, seconds = run(args.data, args.limit, args.seed, say)
+    print(table(reports))
+    print()
+    for source, report in reports.items():
+        print(f"- {source}: {report['events']} events, {seconds[source]:.1f} s")
+    if "open-bandit" in reports:
+        ref = reports["open-bandit"]["reference"]
+        check = ref["logger_check"]
+        print(
+            f"- open-bandit: IPS of the logging policy {check['ips_of_logger']:.6f} = logged "
+            f"CTR {check['logged_ctr']:.6f}: {check['reproduces_logged_ctr']}; "
+            f"{ref['caution']}"
+        )
+    print()
+    print("Targets:")
+    print("\n".join(targets(reports)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
