@@ -45,6 +45,7 @@ from models.baselines import (
     TrendingPolicy,
 )
 from models.context import Context, daypart_at
+from models.customer import CustomerModel
 from models.evaluation import (
     auc,
     epsilon_greedy_probability,
