@@ -781,19 +781,50 @@ class EngineActor:
         )
 
 
-class RankingActor:
-    """A baseline shows its top offers among those the store sells now, and learns each
-    shown offer as a yes (bought) or a no."""
+def pick_within_rules(
+    ranked: Sequence[Offer],
+    cap: CustomerModel,
+    cfg: PolicyConfig,
+    now: float,
+    slots: int,
+) -> list[str]:
+    """The first `slots` of `ranked` that the business rules allow (the frequency cap, at
+    most `max_per_category` per category), recorded as shown. The oracle and every
+    baseline keep the rules the engine keeps, so their rewards compare."""
+    shown: list[str] = []
+    per_category: dict[str, int] = {}
+    for offer in ranked:
+        if len(shown) == slots:
+            break
+        if (
+            cap.times_unanswered(offer.offer_id, now, cfg.frequency_cap_period_s)
+            >= cfg.frequency_cap
+        ):
+            continue
+        if per_category.get(offer.category, 0) < cfg.max_per_category:
+            shown.append(offer.offer_id)
+            per_category[offer.category] = per_category.get(offer.category, 0) + 1
+    for offer_id in shown:
+        cap.shown(offer_id, now)
+    return shown
 
-    def __init__(self, policy: Policy, catalog: Catalog) -> None:
+
+class RankingActor:
+    """A baseline shows its top offers among those the store sells now (within the rules),
+    and learns each shown offer as a yes (bought) or a no."""
+
+    def __init__(self, policy: Policy, catalog: Catalog, cfg: PolicyConfig) -> None:
         self.policy = policy
         self.catalog = catalog
+        self.cfg = cfg
+        self.caps: dict[str, CustomerModel] = {}  # only its frequency-cap bookkeeping
 
     def show(self, visit: Visit, ctx: Context, now: float) -> list[str]:
         offers = self.catalog.available(visit.store_id, ctx.daypart)
         scores = self.policy.scores(visit.customer.customer_id, offers, ctx, now)
         order = sorted(range(len(offers)), key=lambda i: -scores[i])  # stable on ties
-        return [offers[i].offer_id for i in order[: visit.slots]]
+        cap = self.caps.setdefault(visit.customer.customer_id, CustomerModel())
+        return pick_within_rules([offers[i] for i in order], cap, self.cfg, now, visit.slots)
 
     def learn(
         self, visit: Visit, ctx: Context, shown: Sequence[str], bought: str | None, now: float
@@ -803,12 +834,13 @@ class RankingActor:
             self.policy.learn(
                 visit.customer.customer_id, self.catalog.offers[offer_id], ctx, reward, now
             )
+        if bought is not None:
+            self.caps[visit.customer.customer_id].close(bought, True, shown)
 
 
 class OracleActor:
-    """Knows every customer's true P(yes): shows the top offers by P(yes) x price, under
-    the business rules the engine must keep too (at most `max_per_category` per category,
-    the frequency cap), so its reward is the best any policy could earn here."""
+    """Knows every customer's true P(yes): shows the top offers by P(yes) x price within the
+    rules, so its reward is the best any rule-abiding policy could earn here."""
 
     def __init__(self, world: World, cfg: PolicyConfig) -> None:
         self.world = world
@@ -816,25 +848,10 @@ class OracleActor:
         self.caps: dict[str, CustomerModel] = {}  # only its frequency-cap bookkeeping
 
     def show(self, visit: Visit, ctx: Context, now: float) -> list[str]:
-        cap = self.caps.setdefault(visit.customer.customer_id, CustomerModel())
-        offers = [
-            o
-            for o in self.world.catalog.available(visit.store_id, ctx.daypart)
-            if cap.times_unanswered(o.offer_id, now, self.cfg.frequency_cap_period_s)
-            < self.cfg.frequency_cap
-        ]
+        offers = list(self.world.catalog.available(visit.store_id, ctx.daypart))
         offers.sort(key=lambda o: -self.world.p_yes(visit.customer, o.offer_id, ctx) * o.price)
-        shown: list[str] = []
-        per_category: dict[str, int] = {}
-        for offer in offers:
-            if len(shown) == visit.slots:
-                break
-            if per_category.get(offer.category, 0) < self.cfg.max_per_category:
-                shown.append(offer.offer_id)
-                per_category[offer.category] = per_category.get(offer.category, 0) + 1
-        for offer_id in shown:
-            cap.shown(offer_id, now)
-        return shown
+        cap = self.caps.setdefault(visit.customer.customer_id, CustomerModel())
+        return pick_within_rules(offers, cap, self.cfg, now, visit.slots)
 
     def learn(
         self, visit: Visit, ctx: Context, shown: Sequence[str], bought: str | None, now: float
@@ -874,7 +891,7 @@ def replay_simulator(
         if isinstance(policy, LearnerPolicy):
             actors[name] = EngineActor(policy, seed, name)
         else:
-            actors[name] = RankingActor(policy, catalog)
+            actors[name] = RankingActor(policy, catalog, PolicyConfig())
     actors["oracle"] = OracleActor(world, PolicyConfig())
     takings = {name: _Takings() for name in actors}
     warm_up = int(visits * WARM_UP_SHARE)
