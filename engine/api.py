@@ -26,7 +26,7 @@ from pydantic import ValidationError
 
 from config.catalog import load_catalog
 from config.settings import Settings, SettingsError
-from engine import metrics
+from engine import board_page, metrics
 from engine.events import (
     Interaction,
     Situation,
@@ -314,4 +314,5 @@ def create_app(settings: Settings) -> FastAPI:
             "tailor.interactions and tailor.decisions logs until their retention ends",
         }
 
+    api.include_router(board_page.router)
     return api
