@@ -147,8 +147,11 @@ def create_app(settings: Settings) -> FastAPI:
         started = time.perf_counter()
         response = await call_next(request)
         route = getattr(request.scope.get("route"), "path", "unmatched")
-        metrics.API_SECONDS.labels(request.method, route).observe(time.perf_counter() - started)
-        metrics.API_REQUESTS.labels(request.method, route, str(response.status_code)).inc()
+        status = str(response.status_code)
+        metrics.API_SECONDS.labels(request.method, route, status).observe(
+            time.perf_counter() - started
+        )
+        metrics.API_REQUESTS.labels(request.method, route, status).inc()
         return response
 
     @api.exception_handler(RequestValidationError)
