@@ -54,7 +54,7 @@ def main() -> None:
 
     counts: dict[str, int] = {}
     started = time.perf_counter()
-    for cid, offer, ctx, yes in stream:
+    for _, offer, ctx, yes in stream:
         if yes:
             counts[offer.offer_id] = counts.get(offer.offer_id, 0) + 1
         available = catalog.available("s-1", ctx.daypart)
