@@ -54,15 +54,17 @@ class SimSummary:
     sim_time: datetime | None = None
     elapsed_s: float = 0.0
     first_errors: list[str] = field(default_factory=list)
-    # Personalized visits (web/app) by the policy that decided, [visits, purchases]: the
-    # engine against the holdout's control policy is the live lift of personalization.
-    by_policy: dict[str, list[int]] = field(default_factory=dict)
+    # Personalized visits (web/app) by the policy that decided: [visits, purchases,
+    # revenue]. The engine against the holdout's control policy is the live lift.
+    by_policy: dict[str, list[float]] = field(default_factory=dict)
 
     def lift_line(self) -> str:
         parts = [
-            f"{policy} {p / v:.1%} of {v}" for policy, (v, p) in sorted(self.by_policy.items()) if v
+            f"{policy} {p / v:.1%} bought, {r / v:.2f}/visit over {v:.0f}"
+            for policy, (v, p, r) in sorted(self.by_policy.items())
+            if v
         ]
-        return "purchase rate by policy: " + ", ".join(parts) if parts else ""
+        return "by policy: " + "; ".join(parts) if parts else ""
 
     @property
     def errors(self) -> int:
@@ -283,9 +285,11 @@ class _Driver:
             self.summary.events += len(events)
             self.summary.purchases += answer.purchase is not None
             if isinstance(policy, str):
-                counts = self.summary.by_policy.setdefault(policy, [0, 0])
+                counts = self.summary.by_policy.setdefault(policy, [0.0, 0.0, 0.0])
                 counts[0] += 1
-                counts[1] += answer.purchase is not None
+                if answer.purchase is not None:
+                    counts[1] += 1
+                    counts[2] += world.catalog.offers[answer.purchase].price
 
 
 async def simulate(
