@@ -9,7 +9,7 @@ import asyncio
 import secrets
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Annotated, Any
@@ -23,6 +23,7 @@ from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import ValidationError
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from config.catalog import load_catalog
 from config.settings import Settings, SettingsError
@@ -44,6 +45,48 @@ MAX_EVENTS_PER_REQUEST = 1000
 # so its schema is given to OpenAPI here; Situation is a component via the context route.
 EVENT_SCHEMA = Interaction.model_json_schema(ref_template="#/components/schemas/{model}")
 EVENT_SCHEMA.pop("$defs", None)
+
+
+class Gatekeeper:
+    """Pure ASGI middleware: refuses oversized bodies by Content-Length (413) and records
+    each request's route, status and latency. Starlette's BaseHTTPMiddleware would cost
+    about half a millisecond per request; this costs microseconds."""
+
+    def __init__(self, app: ASGIApp, max_body_bytes: int) -> None:
+        self.app = app
+        self.max_body_bytes = max_body_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+
+        async def observed(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        length = dict(scope["headers"]).get(b"content-length", b"")
+        try:
+            if length.isdigit() and int(length) > self.max_body_bytes:
+                error = _error(413, f"body of {int(length)} bytes; at most {self.max_body_bytes}")
+                await error(scope, receive, observed)
+            else:
+                await self.app(scope, receive, observed)
+        finally:
+            route = getattr(scope.get("route"), "path", "unmatched")
+            method, code = scope["method"], str(status)
+            metrics.API_SECONDS.labels(method, route, code).observe(time.perf_counter() - started)
+            metrics.API_REQUESTS.labels(method, route, code).inc()
+
+
+def _json(body: dict[str, Any]) -> Response:
+    """A JSON response encoded by orjson, skipping FastAPI's encoder: the hot read paths
+    serve decisions that are plain JSON already."""
+    return Response(orjson.dumps(body), media_type="application/json")
 
 
 def _error(status: int, message: str, **extra: Any) -> JSONResponse:
@@ -131,28 +174,7 @@ def create_app(settings: Settings) -> FastAPI:
             allow_headers=["Authorization", "Content-Type"],
         )
 
-    @api.middleware("http")
-    async def limit_body(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        length = request.headers.get("content-length")
-        if length and length.isdigit() and int(length) > settings.max_body_bytes:
-            return _error(413, f"body of {length} bytes; at most {settings.max_body_bytes}")
-        return await call_next(request)
-
-    @api.middleware("http")
-    async def observe(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        started = time.perf_counter()
-        response = await call_next(request)
-        route = getattr(request.scope.get("route"), "path", "unmatched")
-        status = str(response.status_code)
-        metrics.API_SECONDS.labels(request.method, route, status).observe(
-            time.perf_counter() - started
-        )
-        metrics.API_REQUESTS.labels(request.method, route, status).inc()
-        return response
+    api.add_middleware(Gatekeeper, max_body_bytes=settings.max_body_bytes)
 
     @api.exception_handler(RequestValidationError)
     async def bad_request(_: Request, exc: RequestValidationError) -> JSONResponse:
@@ -194,12 +216,12 @@ def create_app(settings: Settings) -> FastAPI:
         return {"offers": [o.as_json() for o in catalog.offers.values()]}
 
     @api.get("/v1/stores/{store_id}/board", tags=["signage"])
-    async def store_board(store_id: str) -> dict[str, Any]:
+    async def store_board(store_id: str) -> Response:
         known_store(store_id)
         board = await serving.board(store_id)
         if board is None:
             raise HTTPException(503, f"no board for {store_id} yet: is a worker running?")
-        return board
+        return _json(board)
 
     @api.get("/v1/customers/{customer_id}/offers", tags=["personalization"])
     async def customer_offers(
@@ -207,7 +229,7 @@ def create_app(settings: Settings) -> FastAPI:
         store_id: str | None = None,
         channel: str | None = None,
         k: Annotated[int, Query(ge=1, le=50)] = settings.offers_per_decision,
-    ) -> dict[str, Any]:
+    ) -> Response:
         """The customer's own decision, else the store's board, else the global favourites."""
         if store_id is not None:
             known_store(store_id)
@@ -227,13 +249,15 @@ def create_app(settings: Settings) -> FastAPI:
                 ],
             }
         offers = decision.get("offers", [])[:k]
-        return {
-            **decision,
-            "customer_id": customer_id,
-            "source": source,
-            "channel": channel or decision.get("channel"),
-            "offers": offers,
-        }
+        return _json(
+            {
+                **decision,
+                "customer_id": customer_id,
+                "source": source,
+                "channel": channel or decision.get("channel"),
+                "offers": offers,
+            }
+        )
 
     @api.post(
         "/v1/events",
