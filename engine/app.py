@@ -54,10 +54,14 @@ def decider(customer_id: str) -> tuple[Group, Learner]:
 rng = random.Random(settings.seed)
 log = logging.getLogger("tailor.worker")
 
+_datadir = settings.state_dir / "faust" / settings.app_id  # not the working directory
+_datadir.mkdir(parents=True, exist_ok=True)
+
 app = faust.App(
     settings.app_id,
     broker=f"kafka://{settings.kafka}",
     store="memory://",
+    datadir=str(_datadir),
     autodiscover=False,
     topic_partitions=settings.interactions_partitions,
     topic_replication_factor=1,

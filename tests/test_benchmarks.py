@@ -1,0 +1,52 @@
+"""The throughput benchmark's pure helpers (no servers)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import orjson
+
+from benchmarks.throughput import decision_payload, make_events, metric_totals
+from config.catalog import load_catalog
+from engine.events import Interaction, decode_interaction
+from models.context import daypart_at
+
+CATALOG = load_catalog()
+
+
+def test_generated_events_are_valid_seeded_and_mostly_impressions() -> None:
+    events = make_events(2_000, 300, CATALOG, seed=3)
+    assert events == make_events(2_000, 300, CATALOG, seed=3)
+    assert events != make_events(2_000, 300, CATALOG, seed=4)
+    for raw in events:
+        event = decode_interaction(orjson.dumps(raw), CATALOG)
+        assert isinstance(event, Interaction), event
+        assert event.store_id in ("s-1", "s-2", "s-3")
+        assert int(event.customer_id.removeprefix("c-")) < 300
+        daypart = daypart_at(event.ts.timestamp(), CATALOG.stores[event.store_id].utc_offset_h)
+        assert event.offer_id in {o.offer_id for o in CATALOG.available(event.store_id, daypart)}
+    types = [e["type"] for e in events]
+    assert 0.7 < types.count("impression") / len(types) < 0.9
+    assert types.count("purchase") > 0 and types.count("click") > 0
+    assert len({e["event_id"] for e in events}) == len(events)
+    dayparts = {daypart_at(datetime.fromisoformat(e["ts"]).timestamp()) for e in events}
+    assert len(dayparts) == 5
+
+
+def test_decision_payload_is_json_of_about_the_size_asked() -> None:
+    payload = decision_payload(1024)
+    assert abs(len(payload) - 1024) <= 8
+    assert orjson.loads(payload)["offers"]
+
+
+def test_metric_totals_sum_tailor_samples_over_labels() -> None:
+    text = (
+        "# TYPE tailor_events_total counter\n"
+        'tailor_events_total{type="impression",outcome="question"} 3.0\n'
+        'tailor_events_total{type="click",outcome="answer"} 2.0\n'
+        "# TYPE other_total counter\n"
+        "other_total 9.0\n"
+    )
+    totals = metric_totals(text)
+    assert totals["tailor_events_total"] == 5.0
+    assert "other_total" not in totals
