@@ -23,10 +23,9 @@ import redis.asyncio as aioredis
 
 from config.catalog import load_catalog
 from config.settings import Settings
-from engine.processes import start_role, stop, wait_http
+from engine.processes import free_ports, start_role, stop, wait_http
 from engine.serving import Serving, offers_key
 from engine.stack import Stack
-from tests.conftest import KAFKA_LIBS, free_ports
 
 
 def percentiles(samples: list[float]) -> tuple[float, float, float]:
@@ -117,7 +116,7 @@ def main() -> None:
             redis_port=redis_port,
             api_port=api_port,
             state_dir=Path(state),
-            kafka_libs=KAFKA_LIBS,
+            kafka_libs=Path(__file__).resolve().parents[1] / ".cache/kafka/libs",
         )
         stack = Stack(settings)
         stack.up()

@@ -22,7 +22,6 @@ import os
 import random
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -31,7 +30,6 @@ import urllib.request
 import uuid
 import zlib
 from collections.abc import Sequence
-from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -41,11 +39,11 @@ from typing import Any
 import orjson
 import redis.asyncio as aioredis
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from prometheus_client.parser import text_string_to_metric_families
 
 from config.catalog import load_catalog
 from config.settings import Settings
-from engine.processes import start_role, stop, tail, wait_http
+from engine import metrics
+from engine.processes import free_ports, start_role, stop, tail, wait_http
 from engine.serving import offers_key
 from engine.stack import Stack
 from engine.topics import INTERACTIONS, ensure_topics
@@ -123,31 +121,12 @@ def make_events(n: int, customers: int, catalog: Catalog, seed: int = 7) -> list
     return events
 
 
-def free_ports(count: int) -> list[int]:
-    """`count` distinct loopback ports free right now (as tests/conftest.py finds them)."""
-    with ExitStack() as stack:
-        socks = [stack.enter_context(socket.socket()) for _ in range(count)]
-        for sock in socks:
-            sock.bind(("127.0.0.1", 0))
-        return [sock.getsockname()[1] for sock in socks]
-
-
 def decision_payload(size: int = 1024) -> bytes:
     """A decision-shaped JSON of about `size` bytes, for the raw Redis baseline."""
     offer = {"offer_id": "fries", "score": 0.4321, "propensity": 0.21, "reasons": ["x"]}
     body: dict[str, Any] = {"decision_id": "d-" + "0" * 32, "offers": [offer] * 6, "pad": ""}
     body["pad"] = "x" * max(0, size - len(orjson.dumps(body)))
     return orjson.dumps(body)
-
-
-def metric_totals(text: str) -> dict[str, float]:
-    """Each tailor_* sample of a /metrics page, summed over its labels."""
-    totals: dict[str, float] = {}
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            if sample.name.startswith("tailor_"):
-                totals[sample.name] = totals.get(sample.name, 0.0) + sample.value
-    return totals
 
 
 @dataclass(frozen=True)
@@ -338,7 +317,7 @@ def run_worker(settings: Settings, target: int, logs: Path, timeout: float) -> R
             if proc.poll() is not None:
                 raise RuntimeError(f"worker exited with {proc.returncode}:\n{tail(log)}")
             with urllib.request.urlopen(f"{base}/metrics", timeout=5) as response:
-                totals = metric_totals(response.read().decode())
+                totals = metrics.totals(response.read().decode())
             now = time.monotonic()
             count = totals.get("tailor_events_total", 0.0)
             if first is None and count > 0:

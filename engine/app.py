@@ -16,6 +16,7 @@ import random
 
 import faust
 from faust.sensors.prometheus import setup_prometheus_sensors
+from faust.types import TableT
 
 from config.catalog import load_catalog
 from config.settings import get_settings
@@ -94,33 +95,25 @@ dead_letter_topic = _raw_topic(DEAD_LETTER)
 state_schema: faust.Schema[str, dict] = faust.Schema(  # type: ignore[type-arg]
     key_type=str, key_serializer="raw", value_serializer="json"
 )
-customers = app.Table(
-    "customers",
-    default=None,
-    schema=state_schema,
-    partitions=settings.interactions_partitions,
-    use_partitioner=True,
-)
+
+
+def _state_table(name: str, partitions: int) -> TableT:  # type: ignore[type-arg]
+    """JSON state by string key. `use_partitioner` puts each changelog record in its key's
+    partition even when a batch spans partitions."""
+    return app.Table(
+        name, default=None, schema=state_schema, partitions=partitions, use_partitioner=True
+    )
+
+
+customers = _state_table("customers", settings.interactions_partitions)
 # Customers with open questions: when their answer window ends and the context they were
 # asked in. A timer in `interactions` turns each expired question into a no. (Faust's
 # windowed tables would do, but their on_window_close bookkeeping is unreliable.)
-questions = app.Table(
-    "questions",
-    default=None,
-    schema=state_schema,
-    partitions=settings.interactions_partitions,
-    use_partitioner=True,
-)
+questions = _state_table("questions", settings.interactions_partitions)
 # Store state (trending and latest context), co-partitioned with the store topics. Its
 # snapshot goes to Redis beside the board, where customer decisions on any worker read it
 # (a GlobalTable would do, but misses its changelog when it is created at startup).
-stores = app.Table(
-    "stores",
-    default=None,
-    schema=state_schema,
-    partitions=settings.store_partitions,
-    use_partitioner=True,
-)
+stores = _state_table("stores", settings.store_partitions)
 
 
 async def changelogs_known() -> None:

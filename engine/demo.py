@@ -15,24 +15,14 @@ import time
 from datetime import UTC, datetime
 
 import httpx
-from prometheus_client.parser import text_string_to_metric_families
 
 from config.settings import Settings
+from engine import metrics
 from engine.processes import start_role, stop, wait_http
 from engine.simulate import simulate
 from engine.stack import Stack
 
 LIVE_EVERY_S = 2.0
-
-
-def _totals(metrics_text: str) -> dict[str, float]:
-    """Sum each tailor_* counter/histogram sample over its labels."""
-    totals: dict[str, float] = {}
-    for family in text_string_to_metric_families(metrics_text):
-        for sample in family.samples:
-            if sample.name.startswith("tailor_"):
-                totals[sample.name] = totals.get(sample.name, 0.0) + sample.value
-    return totals
 
 
 async def _live(metrics_url: str, stop_event: asyncio.Event) -> None:
@@ -43,7 +33,7 @@ async def _live(metrics_url: str, stop_event: asyncio.Event) -> None:
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(stop_event.wait(), LIVE_EVERY_S)
             try:
-                now_totals = _totals((await client.get(metrics_url)).text)
+                now_totals = metrics.totals((await client.get(metrics_url)).text)
             except httpx.HTTPError:
                 print("live: worker metrics unavailable", flush=True)
                 continue

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from prometheus_client import Counter, Gauge, Histogram
+from prometheus_client.parser import text_string_to_metric_families
 
 EVENTS = Counter(
     "tailor_events", "Interactions consumed by the worker, by type and outcome", ["type", "outcome"]
@@ -46,3 +47,14 @@ SESSIONS_MERGED = Counter(
 )
 FORGOTTEN = Counter("tailor_customers_forgotten", "Customers whose model the worker deleted")
 API_EVENTS = Counter("tailor_api_events", "Events accepted or refused by the API", ["outcome"])
+
+
+def totals(metrics_text: str) -> dict[str, float]:
+    """Each tailor_* sample of a /metrics page, summed over its labels (for live lines and
+    benchmarks that read a running process from outside)."""
+    summed: dict[str, float] = {}
+    for family in text_string_to_metric_families(metrics_text):
+        for sample in family.samples:
+            if sample.name.startswith("tailor_"):
+                summed[sample.name] = summed.get(sample.name, 0.0) + sample.value
+    return summed

@@ -4,14 +4,26 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
 import urllib.error
 import urllib.request
+from contextlib import ExitStack
 from pathlib import Path
 
 from config.settings import Settings
+
+
+def free_ports(count: int) -> list[int]:
+    """`count` distinct loopback ports that are free right now (held open together so the
+    kernel cannot hand out the same one twice)."""
+    with ExitStack() as stack:
+        socks = [stack.enter_context(socket.socket()) for _ in range(count)]
+        for sock in socks:
+            sock.bind(("127.0.0.1", 0))
+        return [sock.getsockname()[1] for sock in socks]
 
 
 def start_role(role: str, settings: Settings, log: Path, *args: str) -> subprocess.Popen[bytes]:

@@ -9,28 +9,17 @@ to run the tests against existing servers instead. Add further fixtures below th
 from __future__ import annotations
 
 import os
-import socket
 from collections.abc import Callable, Iterator
-from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
 
 from config.settings import Settings
+from engine.processes import free_ports
 from engine.stack import Stack
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 KAFKA_LIBS = REPO_ROOT / ".cache" / "kafka" / "libs"
-
-
-def free_ports(count: int) -> list[int]:
-    """`count` distinct loopback ports that are free right now (held open together so the
-    kernel cannot hand out the same one twice)."""
-    with ExitStack() as stack:
-        socks = [stack.enter_context(socket.socket()) for _ in range(count)]
-        for sock in socks:
-            sock.bind(("127.0.0.1", 0))
-        return [sock.getsockname()[1] for sock in socks]
 
 
 @pytest.fixture(scope="session")

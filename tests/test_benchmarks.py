@@ -6,9 +6,10 @@ from datetime import datetime
 
 import orjson
 
-from benchmarks.throughput import decision_payload, make_events, metric_totals
+from benchmarks.throughput import decision_payload, make_events
 from config.catalog import load_catalog
 from engine.events import Interaction, decode_interaction
+from engine.metrics import totals
 from models.context import daypart_at
 
 CATALOG = load_catalog()
@@ -47,6 +48,6 @@ def test_metric_totals_sum_tailor_samples_over_labels() -> None:
         "# TYPE other_total counter\n"
         "other_total 9.0\n"
     )
-    totals = metric_totals(text)
-    assert totals["tailor_events_total"] == 5.0
-    assert "other_total" not in totals
+    summed = totals(text)
+    assert summed["tailor_events_total"] == 5.0
+    assert "other_total" not in summed

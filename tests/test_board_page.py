@@ -34,8 +34,7 @@ from playwright.async_api import (
 from config.catalog import load_catalog
 from config.settings import Settings
 from engine import board_page
-from engine.processes import start_role, stop, tail, wait_http
-from tests.conftest import free_ports
+from engine.processes import free_ports, start_role, stop, tail, wait_http
 
 CATALOG = load_catalog()
 CHROMIUM = Path("/usr/bin/chromium")

@@ -27,9 +27,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from config.catalog import load_catalog
 from config.settings import Settings
-from engine.processes import start_role, stop, wait_http
+from engine.processes import free_ports, start_role, stop, wait_http
 from engine.topics import DEAD_LETTER, INTERACTIONS
-from tests.conftest import free_ports
 
 pytestmark = pytest.mark.e2e
 API_KEY = "e2e-" + uuid.uuid4().hex

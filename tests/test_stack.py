@@ -15,8 +15,9 @@ import redis
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from config.settings import Settings
+from engine.processes import free_ports
 from engine.stack import ComponentStatus, Stack, StackError, process_alive
-from tests.conftest import KAFKA_LIBS, free_ports
+from tests.conftest import KAFKA_LIBS
 
 
 def by_name(statuses: list[ComponentStatus]) -> dict[str, ComponentStatus]:
