@@ -61,19 +61,18 @@ class Learner:
 
     # --- estimating -----------------------------------------------------------------
 
-    def _prior(
-        self,
-        offer: Offer,
-        ctx: Context,
-        trending: Trending | None,
-        now: float,
-        among: Sequence[str],
-    ) -> Estimate:
-        lift = 1.0
-        if trending is not None:
-            scope = trending.scope_for(scopes_for(ctx.store_id, ctx.daypart, ctx.weather), now)
-            lift = trending.lift(offer.offer_id, now, among, scope)
-        return prior(offer, ctx, lift, self.cfg.policy)
+    def _lifts(
+        self, ctx: Context, trending: Trending | None, now: float, among: Sequence[str]
+    ) -> dict[str, float]:
+        """Trending lifts of the offers `among`, in the narrowest scope with support; once
+        per decision, not once per offer."""
+        if trending is None:
+            return {}
+        scope = trending.scope_for(scopes_for(ctx.store_id, ctx.daypart, ctx.weather), now)
+        return trending.lifts(among, now, scope)
+
+    def _prior(self, offer: Offer, ctx: Context, lifts: dict[str, float]) -> Estimate:
+        return prior(offer, ctx, lifts.get(offer.offer_id, 1.0), self.cfg.policy)
 
     def _crowd_logit(self, offer: Offer, ctx: Context, menu: Estimate) -> float:
         offset = logit(menu.p_yes)
@@ -91,7 +90,16 @@ class Learner:
         among: Sequence[str] = (),
     ) -> Estimate:
         """P(yes) for this offer in this context (for this customer), with reasons."""
-        menu = self._prior(offer, ctx, trending, now, among)
+        return self._estimate(offer, ctx, customer, self._lifts(ctx, trending, now, among))
+
+    def _estimate(
+        self,
+        offer: Offer,
+        ctx: Context,
+        customer: CustomerModel | None,
+        lifts: dict[str, float],
+    ) -> Estimate:
+        menu = self._prior(offer, ctx, lifts)
         crowd = self._crowd_logit(offer, ctx, menu)
         if customer is None or not self.cfg.personal:
             return Estimate(min(max(_sigmoid(crowd), 1e-4), 1 - 1e-4), menu.reasons)
@@ -115,7 +123,8 @@ class Learner:
     ) -> None:
         """Learn one answer in every layer; a yes is a soft no to what was asked with it."""
         among = [o.offer_id for o in self.catalog.available(ctx.store_id, ctx.daypart)]
-        menu = self._prior(offer, ctx, trending, now, among)
+        lifts = self._lifts(ctx, trending, now, among)
+        menu = self._prior(offer, ctx, lifts)
         if self.cfg.shared:
             self.shared.learn(offer, ctx, logit(menu.p_yes), yes, strength)
         if customer is None:
@@ -128,7 +137,7 @@ class Learner:
             for offer_id in customer.alternatives(offer.offer_id):
                 alt = self.catalog.offers.get(offer_id)
                 if alt is not None:
-                    alt_menu = self._prior(alt, ctx, trending, now, among)
+                    alt_menu = self._prior(alt, ctx, lifts)
                     alternatives.append((alt, self._crowd_logit(alt, ctx, alt_menu)))
         customer.learn(offer, ctx, self._crowd_logit(offer, ctx, menu), yes, strength, alternatives)
 
@@ -166,13 +175,13 @@ class Learner:
             if o.offer_id not in stock_out
             and (customer is None or customer.times_unanswered(o.offer_id, now, period) < cap)
         ]
-        among = [o.offer_id for o in candidates]
+        lifts = self._lifts(ctx, trending, now, [o.offer_id for o in candidates])
         return rank(
             candidates,
             ctx,
             rng,
             self.cfg.policy,
-            lambda offer: self.estimate(offer, ctx, customer, trending, now, among),
+            lambda offer: self._estimate(offer, ctx, customer, lifts),
         )
 
     def board(

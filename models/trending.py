@@ -80,12 +80,18 @@ class Trending:
     ) -> float:
         """How much more this offer is bought than the average offer (1.0 = average),
         smoothed toward 1.0 so that a handful of answers moves it only a little."""
-        counts = self._scopes.get(scope, {})
-        ids = list(among) if among is not None else list(counts)
-        if not ids:
-            return 1.0
-        mean = sum(self.score(o, now, scope) for o in ids) / len(ids)
-        return (self.score(offer_id, now, scope) + self.smoothing) / (mean + self.smoothing)
+        ids = list(among) if among is not None else list(self._scopes.get(scope, {}))
+        if offer_id not in ids:
+            ids.append(offer_id)
+        return self.lifts(ids, now, scope)[offer_id]
+
+    def lifts(self, offer_ids: Sequence[str], now: float, scope: str = GLOBAL) -> dict[str, float]:
+        """`lift` of each offer against the average of `offer_ids`, computed in one pass."""
+        scores = {o: self.score(o, now, scope) for o in offer_ids}
+        if not scores:
+            return {}
+        mean = sum(scores.values()) / len(scores)
+        return {o: (s + self.smoothing) / (mean + self.smoothing) for o, s in scores.items()}
 
     def to_state(self) -> dict[str, object]:
         return {"v": self.VERSION, "s": self._scopes}
