@@ -7,6 +7,10 @@ Data flow:
         │                                   └─► tailor.store-answers (key store) ─► stores.trend
     tailor.store-context (key store) ─────────────────────────────────────────────► stores.context
     stores.* ─► Redis tailor:board:{store} and tailor:store:{store} (trending + context snapshot)
+
+Commands ride tailor.interactions too, on the customer's partition so they are ordered with
+its events (header `tailor.command`): `forget` (from the API's DELETE), `handover` and
+`merge` (a login that names its anonymous session).
 """
 
 from __future__ import annotations
