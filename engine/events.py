@@ -16,6 +16,14 @@ from models.answer import EventType
 from models.offer import Catalog
 
 Id = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[^\s]+$")]
+# Anonymous sessions live in their own namespace, so an event can never name a known
+# customer as "its session" and take that customer's model over.
+SessionId = Annotated[str, Field(min_length=6, max_length=128, pattern=r"^anon-[^\s]+$")]
+# A closed set: each weather is a trending scope, and free text would grow them unbounded.
+Weather = Literal[
+    "clear", "sunny", "cloudy", "fog", "windy", "rain", "storm", "snow", "sleet",
+    "hot", "heatwave", "cold", "freezing",
+]  # fmt: skip
 Channel = Literal["drive_thru", "web", "app", "kiosk", "in_store"]
 
 
@@ -25,7 +33,7 @@ class Situation(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    weather: Annotated[str, Field(min_length=1, max_length=32)] | None = None
+    weather: Weather | None = None
     temperature_c: Annotated[float, Field(ge=-60, le=60)] | None = None
     queue_length: Annotated[int, Field(ge=0, le=1000)] | None = None
     stock_out: Annotated[list[Id], Field(max_length=1000)] | None = None
@@ -46,7 +54,7 @@ class Interaction(BaseModel):
     offer_id: Id
     # The anonymous session this customer was until now (a login, a loyalty scan): what the
     # session taught is merged into the customer.
-    session_id: Id | None = None
+    session_id: SessionId | None = None
     ts: datetime
     store_id: Id | None = None
     channel: Channel | None = None

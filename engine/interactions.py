@@ -84,14 +84,49 @@ class Command:
     body: dict[str, Any]
 
 
-def command_of(event: EventT[bytes]) -> Command | None:
+_COMMAND_FIELDS = {
+    "forget": ("customer_id",),
+    "handover": ("customer_id", "session_id", "context", "asked_at"),
+    "merge": ("customer_id", "session_id", "context", "asked_at"),
+}
+
+
+def command_of(event: EventT[bytes]) -> Command | Rejection | None:
+    """The command this record carries, a rejection if it is a malformed one, or None for
+    an ordinary event."""
     headers = event.message.headers or []
     pairs = dict(headers.items() if isinstance(headers, dict) else headers)
     name = pairs.get(COMMAND_HEADER)
     if name is None:
         return None
-    body = orjson.loads(event.value)
-    return Command(bytes(name).decode(), str(body["customer_id"]), body)
+    kind = bytes(name).decode(errors="replace")
+    try:
+        body = orjson.loads(event.value)
+    except orjson.JSONDecodeError as exc:
+        return Rejection("bad_command", f"{kind}: body is not JSON: {exc}")
+    needed = _COMMAND_FIELDS.get(kind)
+    if needed is None:
+        return Rejection(
+            "bad_command", f"unknown command {kind!r}; known: {sorted(_COMMAND_FIELDS)}"
+        )
+    if not isinstance(body, dict) or (missing := [f for f in needed if f not in body]):
+        return Rejection(
+            "bad_command", f"{kind}: missing {missing if isinstance(body, dict) else needed}"
+        )
+    return Command(kind, str(body["customer_id"]), body)
+
+
+# When each customer was forgotten here (arrival time), so that a merge produced before
+# the forget but arriving after it cannot bring them back. Bounded: old entries are pruned.
+_forgotten_at: dict[str, float] = {}
+_FORGET_MEMORY_S = 86400.0
+
+
+def _remember_forgotten(customer_id: str, at: float) -> None:
+    _forgotten_at[customer_id] = at
+    if len(_forgotten_at) > 100_000:
+        for cid in [c for c, t in _forgotten_at.items() if at - t > _FORGET_MEMORY_S]:
+            del _forgotten_at[cid]
 
 
 async def send_command(name: str, key: str, body: dict[str, Any]) -> None:
@@ -125,6 +160,7 @@ async def run_command(batch: Batch, command: Command, kafka_ts: float) -> None:
     if command.name == "forget":
         await forget(cid)
         batch.drop(cid)
+        _remember_forgotten(cid, kafka_ts)
     elif command.name == "handover":  # we hold the session: send what it taught
         session = command.body["session_id"]
         if session in batch.latest or customers.get(session) is not None:
@@ -133,11 +169,17 @@ async def run_command(batch: Batch, command: Command, kafka_ts: float) -> None:
         await forget(session, count=False)
         batch.drop(session)
     elif command.name == "merge":  # we hold the customer: take the session in
+        if _forgotten_at.get(cid, float("-inf")) >= float(command.body["asked_at"]):
+            return  # the customer asked to be forgotten after this login: stay forgotten
         model = batch.model(cid)
         model.merge(CustomerModel.from_state(command.body.get("state")))
         metrics.SESSIONS_MERGED.inc()
         ctx = Context(**command.body["context"])
-        batch.latest[cid] = (model, ctx, None)
+        if cid in batch.latest:  # a newer event of this batch keeps its context
+            _, ctx, event_id = batch.latest[cid]
+            batch.latest[cid] = (model, ctx, event_id)
+        else:
+            batch.latest[cid] = (model, ctx, None)
         batch.entered.setdefault(cid, kafka_ts)
         batch.forgotten.discard(cid)
 
@@ -148,7 +190,11 @@ async def process(events: Sequence[EventT[bytes]]) -> None:
     # kept in line so it applies to what came before it and not after.
     items: list[tuple[Interaction | Command, float]] = []
     for event in events:
-        if command := command_of(event):
+        command = command_of(event)
+        if isinstance(command, Rejection):
+            await dead_letter(event, command)
+            continue
+        if command is not None:
             items.append((command, event.message.timestamp))
             continue
         decoded = decode_interaction(event.value, catalog)
@@ -172,22 +218,28 @@ async def process(events: Sequence[EventT[bytes]]) -> None:
         ctx = context_of(got, store_states.get(got.store_id or ""))
         if got.session_id and got.session_id != cid:
             # The customer was anonymous as this session: ask its owner to hand it over.
-            handover = {"customer_id": cid, "session_id": got.session_id}
-            await send_command(
-                "handover", got.session_id, {**handover, "context": _context_json(ctx)}
-            )
-        ts = got.ts.timestamp()
+            handover = {
+                "customer_id": cid,
+                "session_id": got.session_id,
+                "context": _context_json(ctx),
+                "asked_at": kafka_ts,
+            }
+            await send_command("handover", got.session_id, handover)
+        ts = got.ts.timestamp()  # the touchpoint's own time: its daypart and trending
+        # Questions, answer windows and frequency caps run on arrival time, the clock the
+        # questions timer and the decisions share (a client's clock may be off or simulated).
+        now = kafka_ts
         store_trending = trending.get(got.store_id or "")
         group, _ = decider(cid)
-        for _ in learner.expire(model, ctx, ts, store_trending):
+        for _ in learner.expire(model, ctx, now, store_trending):
             metrics.ANSWERS.labels("no", "window", group).inc()
         answer = answer_of(got.type)
         if answer is None:
-            model.shown(got.offer_id, ts)
+            model.shown(got.offer_id, now)
             metrics.QUESTIONS.labels(group).inc()
         else:
             offer = catalog.offers[got.offer_id]
-            learner.answer(model, offer, ctx, answer, STRENGTH[got.type], ts, store_trending)
+            learner.answer(model, offer, ctx, answer, STRENGTH[got.type], now, store_trending)
             metrics.ANSWERS.labels("yes" if answer else "no", got.type, group).inc()
             if answer:
                 batch.popular[got.offer_id] = (

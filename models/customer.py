@@ -46,6 +46,11 @@ def features(offer: Offer, ctx: Context) -> dict[str, float]:
     return x
 
 
+def _when(entry: float | list[float]) -> float:
+    """The time of a `pending` entry (a time) or an `unanswered` entry ([count, time])."""
+    return float(entry[-1]) if isinstance(entry, list) else float(entry)
+
+
 class CustomerModel:
     """A customer's residual model, their open questions and their unanswered offers."""
 
@@ -110,10 +115,10 @@ class CustomerModel:
     def close(self, offer_id: str, yes: bool, alternatives: Iterable[str] = ()) -> None:
         """An answer closes the question: a yes also clears the offer's frequency count
         and the questions asked alongside it."""
+        self.pending.pop(offer_id, None)  # answered, yes or no: never a no by the window too
         if yes:
             for alt in alternatives:
                 self.pending.pop(alt, None)
-            self.pending.pop(offer_id, None)
             self.unanswered.pop(offer_id, None)
         self.answers += 1
 
@@ -152,6 +157,11 @@ class CustomerModel:
             "u": {o: [c, round(t, 1)] for o, (c, t) in self.unanswered.items()},
             "w": {},
         }
+        # Bookkeeping first, oldest dropped until a quarter of the budget is left for taste.
+        for part in ("u", "p"):
+            while state[part] and len(orjson.dumps(state)) > MAX_STATE_BYTES * 3 // 4:
+                oldest = min(state[part], key=lambda o: _when(state[part][o]))
+                del state[part][oldest]
         budget = MAX_STATE_BYTES - len(orjson.dumps(state))
         for key, value in weights:
             if abs(value) < 1e-3:

@@ -54,7 +54,11 @@ class Trending:
         for scope in scopes:
             counts = self._scopes.setdefault(scope, {})
             s, t = counts.get(offer_id, (0.0, ts))
-            counts[offer_id] = (self._decay(s, t, ts) + weight, ts)
+            latest = max(t, ts)  # answers arrive out of order across partitions
+            counts[offer_id] = (
+                self._decay(s, t, latest) + self._decay(weight, ts, latest),
+                latest,
+            )
 
     def score(self, offer_id: str, now: float, scope: str = GLOBAL) -> float:
         s, t = self._scopes.get(scope, {}).get(offer_id, (0.0, now))

@@ -6,6 +6,8 @@ before a handler would produce anything. The end-to-end tests cover the rest.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
 from fastapi.testclient import TestClient
 
@@ -68,7 +70,7 @@ def test_bodies_over_the_limit_are_refused(client: TestClient) -> None:
         "/v1/events", content=b"[" + b" " * 4096 + b"]", headers={"Authorization": f"Bearer {KEY}"}
     )
     assert r.status_code == 413
-    assert "at most 2048" in r.json()["error"]
+    assert "over 2048 bytes" in r.json()["error"]
 
 
 def test_cors_allows_the_configured_origins_only(client: TestClient) -> None:
@@ -98,3 +100,33 @@ def test_openapi_documents_the_contract(client: TestClient) -> None:
     assert paths["/v1/events"]["post"]["security"]
     assert "security" not in paths["/v1/stores"]["get"]
     assert client.get("/docs").status_code == 200
+
+
+@pytest.mark.parametrize("path", ["/v1/events", "/v1/stores/s-1/context"])
+def test_chunked_bodies_over_the_limit_are_refused(client: TestClient, path: str) -> None:
+    def chunks() -> Iterator[bytes]:  # no Content-Length: the body streams
+        for _ in range(8):
+            yield b" " * 1024
+
+    r = client.post(path, content=chunks(), headers={"Authorization": f"Bearer {KEY}"})
+    assert r.status_code == 413
+    assert "over 2048 bytes" in r.json()["error"]
+
+
+def test_a_session_id_must_be_anonymous(client: TestClient) -> None:
+    event = {
+        "event_id": "e-1", "type": "click", "customer_id": "c-1", "offer_id": "fries",
+        "ts": "2026-11-22T12:00:00Z", "session_id": "c-victim",
+    }  # fmt: skip
+    r = client.post("/v1/events", json=event, headers={"Authorization": f"Bearer {KEY}"})
+    assert r.status_code == 400
+    assert "session_id" in r.json()["error"]
+
+
+def test_an_oversized_unauthenticated_body_is_refused_before_it_is_read(client: TestClient) -> None:
+    def chunks() -> Iterator[bytes]:
+        for _ in range(8):
+            yield b" " * 1024
+
+    assert client.post("/v1/events", content=chunks()).status_code == 401
+    assert client.post("/v1/stores/s-1/context", content=chunks()).status_code == 413

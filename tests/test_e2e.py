@@ -537,3 +537,44 @@ async def test_a_login_merges_what_the_anonymous_session_taught_into_the_custome
     assert favourite in [o["offer_id"] for o in decision["offers"]]
     assert await redis.get(f"tailor:offers:{session}") is None
     assert await worker_counter(pipeline, "tailor_sessions_merged_total") >= 1
+
+
+async def test_a_malformed_command_is_dead_lettered_and_the_worker_goes_on(
+    pipeline: Pipeline, http: httpx.AsyncClient
+) -> None:
+    token = uuid.uuid4().hex
+    bad = {
+        orjson.dumps({"customer_id": "c-" + token}): "handover",  # no session, no context
+        b"not json " + token.encode(): "forget",
+        orjson.dumps({"customer_id": "c-" + token, "x": token}): "teleport",
+    }
+    producer = AIOKafkaProducer(bootstrap_servers=pipeline.settings.kafka)
+    await producer.start()
+    try:
+        for raw, name in bad.items():
+            await producer.send_and_wait(
+                INTERACTIONS,
+                raw,
+                key=b"c-" + token.encode(),
+                headers=[("tailor.command", name.encode())],
+            )
+    finally:
+        await producer.stop()
+    consumer = AIOKafkaConsumer(
+        DEAD_LETTER, bootstrap_servers=pipeline.settings.kafka, auto_offset_reset="earliest"
+    )
+    await consumer.start()
+    found: dict[bytes, str] = {}
+    try:
+        deadline = time.monotonic() + 90
+        while len(found) < len(bad) and time.monotonic() < deadline:
+            for records in (await consumer.getmany(timeout_ms=500)).values():
+                for record in records:
+                    if record.value in bad:
+                        found[record.value] = dict(record.headers)["tailor.reason"].decode()
+    finally:
+        await consumer.stop()
+    assert found == dict.fromkeys(bad, "bad_command")
+    after = event("c-after-" + token, "cola", "purchase", store_id="s-1")
+    await post_events(http, [after])
+    await customer_decision(http, after["customer_id"], after["event_id"], store_id="s-1")

@@ -344,3 +344,28 @@ def test_without_the_personal_layer_answers_still_close_questions() -> None:
     me.shown("cola", 0.0)
     shared_only.answer(me, CATALOG.offers["fries"], NOON, True)
     assert me.pending == {} and "fries" not in me.unanswered
+
+
+def test_a_dismissed_offer_is_not_learned_as_a_no_again_by_the_window() -> None:
+    brain = learner()
+    me = CustomerModel()
+    me.shown("coffee", 0.0)
+    brain.answer(me, CATALOG.offers["coffee"], NOON, False)  # a dismiss
+    assert brain.expire(me, NOON, now=10_000.0) == []
+    assert me.answers == 1
+
+
+def test_a_late_answer_adds_its_decayed_weight_without_aging_the_rest() -> None:
+    t = Trending(half_life_s=3600)
+    t.add("fries", 1.0, ts=7200.0)
+    t.add("fries", 1.0, ts=0.0)  # arrives late from another partition
+    assert t.score("fries", now=7200.0) == pytest.approx(1.25)
+
+
+def test_the_state_stays_within_2_kb_even_with_a_long_menu() -> None:
+    me = CustomerModel()
+    for i in range(80):  # far more offers than fit, each shown and never answered
+        me.shown(f"offer-with-a-long-identifier-{i:03d}", float(i))
+    state = me.to_state()
+    assert len(orjson.dumps(state)) <= MAX_STATE_BYTES
+    assert "offer-with-a-long-identifier-079" in state["p"]  # the newest questions are kept
