@@ -264,7 +264,8 @@ def create_app(settings: Settings) -> FastAPI:
         if decision is None:
             source = "global"
             ranked = list(await serving.popular(k))
-            ranked += [(o, 0.0) for o in catalog.offers if o not in dict(ranked)]
+            popular = {o for o, _ in ranked}
+            ranked += [(o, 0.0) for o in catalog.offers if o not in popular]
             decision = {
                 "decision_id": "g-" + uuid.uuid4().hex,
                 "offers": [

@@ -9,13 +9,17 @@ to run the tests against existing servers instead. Add further fixtures below th
 from __future__ import annotations
 
 import os
+import subprocess
+import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from config.settings import Settings
-from engine.processes import free_ports
+from engine.processes import free_ports, start_role, stop, wait_http
 from engine.stack import Stack
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -56,3 +60,57 @@ def stack_settings(make_stack_settings: Callable[[], Settings]) -> Iterator[Sett
 
 
 # ---- further fixtures below -------------------------------------------------------------
+
+
+@dataclass
+class Pipeline:
+    """A running `tailor worker` and `tailor api` on a test stack."""
+
+    settings: Settings
+    api: str
+    worker_metrics: str
+    logs: Path
+    worker: subprocess.Popen[bytes]
+
+    def restart_worker(self) -> None:
+        """Stop the worker gracefully and start a fresh process that must recover its state."""
+        stop(self.worker)
+        self.worker = start_role("worker", self.settings, self.logs / "worker.log")
+        ready = self.worker_metrics.replace("/metrics", "/ready")
+        wait_http(ready, self.worker, self.logs / "worker.log")
+
+
+@contextmanager
+def running_pipeline(
+    stack_settings: Settings, logs: Path, app_prefix: str, **overrides: object
+) -> Iterator[Pipeline]:
+    """Start the worker and the API as child processes (their own app id and ports), wait
+    until both are ready, and stop both at the end."""
+    api_port, web_port = free_ports(2)
+    settings = stack_settings.model_copy(
+        update={
+            "kafka_bootstrap": stack_settings.kafka,
+            "redis_url": stack_settings.redis,
+            "app_id": f"{app_prefix}-{uuid.uuid4().hex[:8]}",
+            "api_port": api_port,
+            "worker_web_port": web_port,
+            **overrides,
+        }
+    )
+    worker = start_role("worker", settings, logs / "worker.log")
+    api = start_role("api", settings, logs / "api.log")
+    pipeline = Pipeline(
+        settings,
+        f"http://127.0.0.1:{api_port}",
+        f"http://127.0.0.1:{web_port}/metrics",
+        logs,
+        worker,
+    )
+    try:
+        wait_http(f"{pipeline.api}/healthz", api, logs / "api.log")
+        wait_http(f"http://127.0.0.1:{web_port}/ready", worker, logs / "worker.log")
+        yield pipeline
+    finally:
+        stop(api)
+        stop(pipeline.worker)
+        print(f"--- logs: {logs}")

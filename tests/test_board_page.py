@@ -10,8 +10,6 @@ without a reload.
 from __future__ import annotations
 
 import re
-import subprocess
-import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,7 +32,8 @@ from playwright.async_api import (
 from config.catalog import load_catalog
 from config.settings import Settings
 from engine import board_page
-from engine.processes import free_ports, start_role, stop, tail, wait_http
+from engine.processes import tail
+from tests.conftest import Pipeline, running_pipeline
 
 CATALOG = load_catalog()
 CHROMIUM = Path("/usr/bin/chromium")
@@ -128,46 +127,19 @@ async def test_unknown_stores_and_assets_are_404_and_bad_parameters_refused(
 # ---- end to end: the real API and worker, the page in headless Chromium ---------------------
 
 
-@dataclass
-class BoardStack:
-    api: str
-    logs: Path
-
-
 @pytest.fixture(scope="module")
 def board_stack(
     stack_settings: Settings, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[BoardStack]:
+) -> Iterator[Pipeline]:
     """`tailor worker` and `tailor api` as child processes, as tests/test_e2e.py starts them."""
-    api_port, web_port = free_ports(2)
-    settings = stack_settings.model_copy(
-        update={
-            "kafka_bootstrap": stack_settings.kafka,
-            "redis_url": stack_settings.redis,
-            "app_id": "tailor-board-" + uuid.uuid4().hex[:8],
-            "api_port": api_port,
-            "worker_web_port": web_port,
-            "explore_rate": 0.0,  # deterministic boards
-        }
-    )
     logs = tmp_path_factory.mktemp("board-logs")
-    procs: list[subprocess.Popen[bytes]] = []
-    try:
-        procs.append(start_role("worker", settings, logs / "worker.log"))
-        procs.append(start_role("api", settings, logs / "api.log"))
-        api = f"http://127.0.0.1:{api_port}"
-        wait_http(f"{api}/healthz", procs[1], logs / "api.log")
-        wait_http(f"http://127.0.0.1:{web_port}/ready", procs[0], logs / "worker.log")
-        r = httpx.get(f"{api}/board/s-1")
+    with running_pipeline(stack_settings, logs, "tailor-board", explore_rate=0.0) as pipeline:
+        r = httpx.get(f"{pipeline.api}/board/s-1")
         assert r.status_code == 200, (
             f"GET /board/s-1 answered {r.status_code}: engine/api.py must include the board "
             "page, `api.include_router(board_page.router)` in create_app"
         )
-        yield BoardStack(api, logs)
-    finally:
-        for proc in reversed(procs):
-            stop(proc)
-        print(f"--- board test logs: {logs}")
+        yield pipeline
 
 
 @pytest.fixture(scope="module")
@@ -198,7 +170,7 @@ class Screen:
 
 
 @pytest.fixture
-async def screen(browser: Browser, board_stack: BoardStack) -> AsyncIterator[Screen]:
+async def screen(browser: Browser, board_stack: Pipeline) -> AsyncIterator[Screen]:
     """A 1080p page that records script errors and any request not to the API."""
     context = await browser.new_context(viewport={"width": 1920, "height": 1080})
     page = await context.new_page()
@@ -273,7 +245,7 @@ def field(page: Page, name: str) -> Locator:
 
 @pytest.mark.e2e
 async def test_the_board_page_follows_the_weather_and_the_lane_without_a_reload(
-    screen: Screen, board_stack: BoardStack, tmp_path: Path
+    screen: Screen, board_stack: Pipeline, tmp_path: Path
 ) -> None:
     page, api = screen.page, board_stack.api
     await page.goto(f"{api}/board/s-1?every=1")
@@ -307,7 +279,7 @@ async def test_the_board_page_follows_the_weather_and_the_lane_without_a_reload(
 
 @pytest.mark.e2e
 async def test_the_page_keeps_its_last_board_while_the_kitchen_is_away(
-    screen: Screen, board_stack: BoardStack
+    screen: Screen, board_stack: Pipeline
 ) -> None:
     page, api = screen.page, board_stack.api
     await post_context(api, "s-1", {"temperature_c": 21.5})
@@ -335,7 +307,7 @@ async def test_the_page_keeps_its_last_board_while_the_kitchen_is_away(
 
 @pytest.mark.e2e
 async def test_board_text_is_shown_as_text_never_run_as_markup(
-    screen: Screen, board_stack: BoardStack
+    screen: Screen, board_stack: Pipeline
 ) -> None:
     page, api = screen.page, board_stack.api
     hostile = '<img src=x onerror="window.pwned=1"><script>window.pwned=2</script>'
@@ -369,7 +341,7 @@ async def test_board_text_is_shown_as_text_never_run_as_markup(
 
 
 @pytest.mark.e2e
-def test_the_api_serves_the_page_and_a_404_for_an_unknown_store(board_stack: BoardStack) -> None:
+def test_the_api_serves_the_page_and_a_404_for_an_unknown_store(board_stack: Pipeline) -> None:
     r = httpx.get(f"{board_stack.api}/board/s-1")
     assert r.status_code == 200 and "Downtown" in r.text
     r = httpx.get(f"{board_stack.api}/board/assets/board.js")

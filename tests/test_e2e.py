@@ -9,11 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import re
-import subprocess
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -27,8 +25,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from config.catalog import load_catalog
 from config.settings import Settings
-from engine.processes import free_ports, start_role, stop, wait_http
 from engine.topics import DEAD_LETTER, INTERACTIONS
+from tests.conftest import Pipeline, running_pipeline
 
 pytestmark = pytest.mark.e2e
 API_KEY = "e2e-" + uuid.uuid4().hex
@@ -37,59 +35,21 @@ CATALOG = load_catalog()
 T = TypeVar("T")
 
 
-@dataclass
-class Pipeline:
-    settings: Settings
-    api: str
-    worker_metrics: str
-    logs: Path
-    worker: subprocess.Popen[bytes]
-
-    def restart_worker(self) -> None:
-        """Stop the worker gracefully and start a fresh process that must recover its state."""
-        stop(self.worker)
-        self.worker = start_role("worker", self.settings, self.logs / "worker.log")
-        ready = self.worker_metrics.replace("/metrics", "/ready")
-        wait_http(ready, self.worker, self.logs / "worker.log")
-
-
 @pytest.fixture(scope="module")
 def pipeline(
     stack_settings: Settings, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Pipeline]:
-    api_port, web_port = free_ports(2)
-    settings = stack_settings.model_copy(
-        update={
-            "kafka_bootstrap": stack_settings.kafka,
-            "redis_url": stack_settings.redis,
-            "app_id": "tailor-e2e-" + uuid.uuid4().hex[:8],
-            "api_port": api_port,
-            "worker_web_port": web_port,
-            "explore_rate": 0.0,  # deterministic rankings; exploration has unit tests
-            "offers_per_decision": 24,  # the whole ranking, so a test can pick the last offer
-            "answer_window_s": 2.0,  # unanswered impressions become no's quickly
-            "api_keys": (API_KEY,),
-            "holdout_share": 0.0,  # everyone personalized; holdout has unit tests
-        }
-    )
-    logs = tmp_path_factory.mktemp("logs")
-    worker = start_role("worker", settings, logs / "worker.log")
-    api = start_role("api", settings, logs / "api.log")
-    try:
-        wait_http(f"http://127.0.0.1:{api_port}/healthz", api, logs / "api.log")
-        wait_http(f"http://127.0.0.1:{web_port}/ready", worker, logs / "worker.log")
-        pipeline = Pipeline(
-            settings,
-            f"http://127.0.0.1:{api_port}",
-            f"http://127.0.0.1:{web_port}/metrics",
-            logs,
-            worker,
-        )
+    with running_pipeline(
+        stack_settings,
+        tmp_path_factory.mktemp("logs"),
+        "tailor-e2e",
+        explore_rate=0.0,  # deterministic rankings; exploration has unit tests
+        offers_per_decision=24,  # the whole ranking, so a test can pick the last offer
+        answer_window_s=2.0,  # unanswered impressions become no's quickly
+        api_keys=(API_KEY,),
+        holdout_share=0.0,  # everyone personalized; holdout has unit tests
+    ) as pipeline:
         yield pipeline
-    finally:
-        stop(api)
-        stop(pipeline.worker if "pipeline" in locals() else worker)
-        print(f"--- worker log: {logs / 'worker.log'}")
 
 
 @pytest.fixture
