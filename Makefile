@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 KAFKA_LIBS := .cache/kafka/libs
 STAMP := .cache/stamps
 
-.PHONY: setup demo test lint typecheck unit e2e stack-up stack-down bench clean
+.PHONY: setup demo test lint typecheck contracts unit e2e stack-up stack-down bench clean
 
 setup: $(STAMP)/venv $(STAMP)/kafka $(STAMP)/redis $(STAMP)/chromium ## Install everything (idempotent, quick when nothing changed)
 
@@ -14,7 +14,7 @@ $(STAMP)/venv: pyproject.toml
 	@mkdir -p $(STAMP)
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,eval]'
 	@touch $@
 
 $(STAMP)/kafka: config/kafka/pom.xml
@@ -62,13 +62,16 @@ lint:
 typecheck:
 	$(BIN)/mypy
 
+contracts: ## The architecture's import contracts (pyproject.toml, [tool.importlinter])
+	$(BIN)/lint-imports
+
 unit: setup
 	$(BIN)/pytest -m 'not e2e'
 
 e2e: setup
 	$(BIN)/pytest -m e2e
 
-test: setup lint typecheck ## Every test, ruff and mypy
+test: setup lint typecheck contracts ## Every test, ruff, mypy and the import contracts
 	$(BIN)/pytest
 
 stack-up: setup

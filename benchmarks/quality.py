@@ -18,12 +18,9 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from engine.replay import (
-    DEFAULT_SEED,
-    SIM_VISITS,
-    replay,
-    write_simulated_interactions,
-)
+from engine.replay.loop import DEFAULT_SEED
+from engine.replay.main import replay
+from engine.replay.sources.simulator import SIM_VISITS, write_simulated_interactions
 
 Report = dict[str, Any]
 COLUMNS: tuple[tuple[str, str, str], ...] = (

@@ -23,9 +23,9 @@ import redis.asyncio as aioredis
 
 from config.catalog import load_catalog
 from config.settings import Settings
-from engine.processes import free_ports, start_role, stop, wait_http
-from engine.serving import Serving, offers_key
-from engine.stack import Stack
+from engine.dev.processes import free_ports, start_role, stop, wait_http
+from engine.dev.stack import Stack
+from engine.wire.serving import Serving, offers_key
 
 
 def percentiles(samples: list[float]) -> tuple[float, float, float]:

@@ -42,11 +42,11 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from config.catalog import load_catalog
 from config.settings import Settings
-from engine import metrics
-from engine.processes import free_ports, start_role, stop, tail, wait_http
-from engine.serving import offers_key
-from engine.stack import Stack
-from engine.topics import INTERACTIONS, ensure_topics
+from engine.dev.processes import free_ports, start_role, stop, tail, wait_http
+from engine.dev.stack import Stack
+from engine.wire import metrics
+from engine.wire.serving import offers_key
+from engine.wire.topics import INTERACTIONS, ensure_topics
 from models.answer import EventType
 from models.context import daypart_at
 from models.offer import Catalog
@@ -76,7 +76,7 @@ def say(message: str) -> None:
 
 
 def make_events(n: int, customers: int, catalog: Catalog, seed: int = 7) -> list[dict[str, Any]]:
-    """`n` valid interaction events (engine.events.Interaction as JSON), seeded.
+    """`n` valid interaction events (engine.wire.events.Interaction as JSON), seeded.
 
     Customers are drawn uniformly from `customers` ids and mostly visit their home store;
     offers are those their store sells at the event's daypart; an answer (click, purchase,

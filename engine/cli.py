@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from config.settings import SettingsError, get_settings
-from engine.stack import StackError
+from engine.dev.stack import StackError
 
 DESCRIPTION = """\
 Tailor: streaming real-time personalization. Interactions flow through Kafka to a Faust
@@ -30,7 +30,7 @@ examples:
 
 
 def _stack(args: argparse.Namespace) -> int:
-    from engine.stack import Stack
+    from engine.dev.stack import Stack
 
     stack = Stack(get_settings())
     if args.action == "up":
@@ -46,16 +46,15 @@ def _stack(args: argparse.Namespace) -> int:
 
 
 def _worker(args: argparse.Namespace) -> int:
-    from engine.worker import run
+    from engine.worker.main import run
 
-    get_settings()
-    return run(args.loglevel)
+    return run(get_settings(), args.loglevel)
 
 
 def _api(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from engine.api import create_app
+    from engine.api.app import create_app
 
     settings = get_settings()
     host, port = args.host or settings.api_host, args.port or settings.api_port
@@ -65,19 +64,19 @@ def _api(args: argparse.Namespace) -> int:
 
 
 def _simulate(args: argparse.Namespace) -> int:
-    from engine.simulate import run
+    from engine.sim.simulate import run
 
     return run(args)
 
 
 def _replay(args: argparse.Namespace) -> int:
-    from engine.replay import main
+    from engine.replay.main import main
 
     return main(args)
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from engine.demo import run
+    from engine.dev.demo import run
 
     return run(get_settings(), rate=args.rate, duration=args.duration)
 
@@ -106,12 +105,12 @@ def parser() -> argparse.ArgumentParser:
     api.set_defaults(func=_api)
 
     simulate = sub.add_parser("simulate", help="simulated drive-thru and web customers")
-    from engine.simulate import add_arguments
+    from engine.sim.simulate import add_arguments
 
     add_arguments(simulate)
     simulate.set_defaults(func=_simulate)
 
-    # Options inline: importing engine.replay (River, scikit-learn) would slow every command.
+    # Options inline: importing engine.replay (scikit-learn) would slow every command.
     replay = sub.add_parser(
         "replay", help="stream a dataset through the models, test-then-train, vs baselines"
     )

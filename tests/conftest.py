@@ -19,8 +19,8 @@ from pathlib import Path
 import pytest
 
 from config.settings import Settings
-from engine.processes import free_ports, start_role, stop, wait_http
-from engine.stack import Stack
+from engine.dev.processes import free_ports, start_role, stop, wait_http
+from engine.dev.stack import Stack
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 KAFKA_LIBS = REPO_ROOT / ".cache" / "kafka" / "libs"

@@ -12,7 +12,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from config.settings import Settings, SettingsError
-from engine.api import create_app
+from engine.api.app import create_app
 
 KEY = "test-key-123"
 

@@ -8,8 +8,8 @@ import orjson
 
 from benchmarks.throughput import decision_payload, make_events
 from config.catalog import load_catalog
-from engine.events import Interaction, decode_interaction
-from engine.metrics import totals
+from engine.wire.events import Interaction, decode_interaction
+from engine.wire.metrics import totals
 from models.context import daypart_at
 
 CATALOG = load_catalog()

@@ -31,8 +31,8 @@ from playwright.async_api import (
 
 from config.catalog import load_catalog
 from config.settings import Settings
-from engine import board_page
-from engine.processes import tail
+from engine.api import board_page
+from engine.dev.processes import tail
 from tests.conftest import Pipeline, running_pipeline
 
 CATALOG = load_catalog()
@@ -136,7 +136,7 @@ def board_stack(
     with running_pipeline(stack_settings, logs, "tailor-board", explore_rate=0.0) as pipeline:
         r = httpx.get(f"{pipeline.api}/board/s-1")
         assert r.status_code == 200, (
-            f"GET /board/s-1 answered {r.status_code}: engine/api.py must include the board "
+            f"GET /board/s-1 answered {r.status_code}: engine/api/app.py must include the board "
             "page, `api.include_router(board_page.router)` in create_app"
         )
         yield pipeline

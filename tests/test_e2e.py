@@ -25,7 +25,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from config.catalog import load_catalog
 from config.settings import Settings
-from engine.topics import DEAD_LETTER, INTERACTIONS
+from engine.wire.topics import DEAD_LETTER, INTERACTIONS
 from tests.conftest import Pipeline, running_pipeline
 
 pytestmark = pytest.mark.e2e

@@ -6,7 +6,7 @@ import orjson
 import pytest
 
 from config.catalog import load_catalog
-from engine.events import Interaction, Rejection, decode_interaction, decode_store_context
+from engine.wire.events import Interaction, Rejection, decode_interaction, decode_store_context
 
 CATALOG = load_catalog()
 GOOD = {

@@ -14,19 +14,10 @@ from typing import Any
 import pytest
 
 from engine import cli
-from engine.replay import (
-    SOURCES,
-    ReplayError,
-    read_coupon,
-    read_interactions,
-    replay,
-    replay_interactions,
-    replay_open_bandit,
-    write_simulated_interactions,
-)
-from models.baselines import BiasedMF, RandomPolicy, TrendingPolicy
-from models.context import Context
-from models.evaluation import (
+from engine.replay.baselines import BiasedMF, RandomPolicy, TrendingPolicy
+from engine.replay.loop import ReplayError
+from engine.replay.main import SOURCES, replay
+from engine.replay.metrics import (
     Z_95,
     auc,
     epsilon_greedy_probability,
@@ -35,6 +26,11 @@ from models.evaluation import (
     logloss,
     snips,
 )
+from engine.replay.sources.coupon import read_coupon
+from engine.replay.sources.interactions import read_interactions, replay_interactions
+from engine.replay.sources.open_bandit import replay_open_bandit
+from engine.replay.sources.simulator import write_simulated_interactions
+from models.context import Context
 from models.offer import DAYPARTS, Offer
 
 FIXTURES = Path(__file__).parent / "fixtures"

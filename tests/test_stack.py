@@ -15,8 +15,9 @@ import redis
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from config.settings import Settings
-from engine.processes import free_ports
-from engine.stack import ComponentStatus, Stack, StackError, process_alive
+from engine.dev.processes import free_ports
+from engine.dev.servers import StackError, process_alive
+from engine.dev.stack import ComponentStatus, Stack
 from tests.conftest import KAFKA_LIBS
 
 

@@ -13,18 +13,12 @@ import httpx
 import pytest
 
 from config.catalog import load_catalog
-from engine.events import Interaction
-from engine.simulate import build_events, catalog_from_api, iso_utc, simulate
-from engine.world import (
-    P_MAX,
-    P_MIN,
-    TICK_S,
-    Answer,
-    SimCustomer,
-    World,
-    is_breakfast_item,
-    p_yes,
-)
+from engine.sim.customers import P_MAX, P_MIN, SimCustomer, is_breakfast_item, p_yes
+from engine.sim.payloads import build_events, catalog_from_api, iso_utc
+from engine.sim.simulate import simulate
+from engine.sim.weather import TICK_S
+from engine.sim.world import Answer, World
+from engine.wire.events import Interaction
 from models.context import Context
 from models.offer import Catalog
 

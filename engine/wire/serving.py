@@ -14,7 +14,7 @@ from typing import Any, cast
 import orjson
 import redis.asyncio as aioredis
 
-from engine import metrics
+from engine.wire import metrics
 
 OFFERS_KEY = "tailor:offers:"
 BOARD_KEY = "tailor:board:"

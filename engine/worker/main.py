@@ -1,19 +1,19 @@
-"""`tailor worker`: the Faust worker that runs every agent. Wiring only, no logic."""
+"""`tailor worker`: build the Faust app from settings and run it. Wiring only, no logic."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
+import faust
 
-def run(loglevel: str = "info") -> int:
-    import asyncio
+from config.settings import Settings
+from engine.wire.topics import ensure_topics
+from engine.worker.app import build
 
-    import faust
 
-    from engine import interactions, stores  # noqa: F401 - registers the agents
-    from engine.app import app, settings
-    from engine.topics import ensure_topics
-
+def run(settings: Settings, loglevel: str = "info") -> int:
+    worker = build(settings)
     # Topics and changelogs exist, with their partition counts, before Faust starts.
     # A private loop: asyncio.run would leave none current for Faust's worker.
     loop = asyncio.new_event_loop()
@@ -21,11 +21,11 @@ def run(loglevel: str = "info") -> int:
     loop.close()
 
     logging.getLogger("aiokafka").setLevel(logging.WARNING)
-    worker = faust.Worker(app, loglevel=loglevel, quiet=True)
+    process = faust.Worker(worker.app, loglevel=loglevel, quiet=True)
     print(
         f"tailor worker: kafka {settings.kafka}, redis {settings.redis}, "
         f"metrics http://127.0.0.1:{settings.worker_web_port}/metrics",
         flush=True,
     )
-    worker.execute_from_commandline()  # returns on SIGINT/SIGTERM after a clean stop
+    process.execute_from_commandline()  # returns on SIGINT/SIGTERM after a clean stop
     return 0

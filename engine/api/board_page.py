@@ -1,6 +1,6 @@
 """The drive-thru menu board page: `GET /board/{store_id}`, an HTML screen for a lane.
 
-The page is static HTML, CSS and JavaScript shipped in `engine/static/` (no CDN, fonts or
+The page is static HTML, CSS and JavaScript shipped in `engine/api/static/` (no CDN, fonts or
 other network): it polls the store's board, `GET /v1/stores/{store_id}/board`, every few
 seconds and redraws its tiles without a reload, keeping the last board while the API
 answers 503 or cannot be reached. The API includes this `router`; the page only reads.
@@ -19,11 +19,10 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 
 from config.catalog import load_catalog
-from config.settings import get_settings
 from models.context import COLD_AT_C, HOT_AT_C, PEAK_QUEUE
 from models.offer import Catalog
 
-STATIC = files("engine") / "static"
+STATIC = files("engine.api") / "static"
 ASSETS = {
     "board.css": "text/css",
     "board.js": "text/javascript",
@@ -43,14 +42,14 @@ def _asset(name: str) -> str:
 
 
 @lru_cache(maxsize=1)
-def _configured_catalog() -> Catalog:
-    return load_catalog(get_settings().catalog)
+def _default_catalog() -> Catalog:
+    return load_catalog(None)
 
 
 def catalog_of(request: Request) -> Catalog:
-    """The app's catalog when it sets `app.state.catalog`, else the configured one."""
+    """The app's catalog (`create_app` sets `app.state.catalog`), else the default menu."""
     catalog = getattr(request.app.state, "catalog", None)
-    return catalog if isinstance(catalog, Catalog) else _configured_catalog()
+    return catalog if isinstance(catalog, Catalog) else _default_catalog()
 
 
 def _not_found(request: Request, message: str) -> Response:

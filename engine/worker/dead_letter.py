@@ -1,4 +1,4 @@
-"""Dead letters: a refused event goes to `tailor.dead-letter` byte for byte, reason in headers.
+"""Dead letters: a refused record goes to `tailor.dead-letter` byte for byte, reason in headers.
 
 Headers follow Kafka Connect's habit of carrying the error beside the untouched payload:
 `tailor.reason` (a short code), `tailor.detail` (what was expected and what arrived),
@@ -8,20 +8,21 @@ Headers follow Kafka Connect's habit of carrying the error beside the untouched 
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from faust.types import EventT
 
-from engine import metrics
-from engine.app import dead_letter_topic
-from engine.events import Rejection
+from engine.wire import metrics
+from engine.wire.events import Rejection
 
 log = logging.getLogger("tailor.dead_letter")
 
 
-async def dead_letter(event: EventT[bytes], rejection: Rejection) -> None:
+async def dead_letter(topic: Any, event: EventT[bytes], rejection: Rejection) -> None:
+    """Send the record to the dead-letter `topic` with why it was refused."""
     msg = event.message
     source = f"{msg.topic}/{msg.partition}/{msg.offset}"
-    await dead_letter_topic.send(
+    await topic.send(
         key=msg.key if isinstance(msg.key, bytes | str) else None,
         value=msg.value,
         headers=[

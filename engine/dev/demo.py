@@ -17,10 +17,10 @@ from datetime import UTC, datetime
 import httpx
 
 from config.settings import Settings
-from engine import metrics
-from engine.processes import start_role, stop, wait_http
-from engine.simulate import simulate
-from engine.stack import Stack
+from engine.dev.processes import start_role, stop, wait_http
+from engine.dev.stack import Stack
+from engine.sim.simulate import simulate
+from engine.wire import metrics
 
 LIVE_EVERY_S = 2.0
 

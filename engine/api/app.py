@@ -6,8 +6,6 @@ Stateless, so any number of replicas can serve behind a load balancer.
 from __future__ import annotations
 
 import asyncio
-import secrets
-import time
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -20,15 +18,16 @@ from fastapi import Depends, FastAPI, HTTPException, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import ValidationError
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from config.catalog import load_catalog
-from config.settings import Settings, SettingsError
-from engine import board_page, metrics
-from engine.events import (
+from config.settings import Settings
+from engine.api import board_page
+from engine.api.auth import writer_check
+from engine.api.gatekeeper import Gatekeeper, error
+from engine.wire import metrics
+from engine.wire.events import (
     Interaction,
     Situation,
     StoreContext,
@@ -36,8 +35,8 @@ from engine.events import (
     check_store_context,
     explain,
 )
-from engine.serving import Serving
-from engine.topics import COMMAND_HEADER, INTERACTIONS, STORE_CONTEXT, ensure_topics
+from engine.wire.serving import Serving
+from engine.wire.topics import COMMAND_HEADER, INTERACTIONS, STORE_CONTEXT, ensure_topics
 from models.offer import Catalog
 
 MAX_EVENTS_PER_REQUEST = 1000
@@ -47,74 +46,10 @@ EVENT_SCHEMA = Interaction.model_json_schema(ref_template="#/components/schemas/
 EVENT_SCHEMA.pop("$defs", None)
 
 
-class Gatekeeper:
-    """Pure ASGI middleware: refuses oversized bodies (413), whether they declare their
-    length or stream it in chunks, and records each request's route, status and latency.
-    Starlette's BaseHTTPMiddleware would cost about half a millisecond per request."""
-
-    def __init__(self, app: ASGIApp, max_body_bytes: int) -> None:
-        self.app = app
-        self.max_body_bytes = max_body_bytes
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        started = time.perf_counter()
-        status = 0
-        received = 0
-        limit = self.max_body_bytes
-        overflow = False  # the body passed the limit: stop reading, answer 413
-        too_large = _error(413, f"request body over {limit} bytes")
-
-        async def observed(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
-        async def replaced(message: Message) -> None:
-            # Whatever the app answers to a truncated body, the client gets the 413.
-            if overflow:
-                if message["type"] == "http.response.start" and not status:
-                    await too_large(scope, receive, observed)
-                return
-            await observed(message)
-
-        async def counted() -> Message:
-            nonlocal received, overflow
-            if overflow:
-                return {"type": "http.request", "body": b"", "more_body": False}
-            message = await receive()
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > limit:
-                    overflow = True
-                    return {"type": "http.request", "body": b"", "more_body": False}
-            return message
-
-        length = dict(scope["headers"]).get(b"content-length", b"")
-        try:
-            if length.isdigit() and int(length) > limit:
-                await too_large(scope, receive, observed)
-            else:
-                await self.app(scope, counted, replaced)
-        finally:
-            route = getattr(scope.get("route"), "path", "unmatched")
-            method, code = scope["method"], str(status)
-            code = code if status else "500"
-            metrics.API_SECONDS.labels(method, route, code).observe(time.perf_counter() - started)
-            metrics.API_REQUESTS.labels(method, route, code).inc()
-
-
 def _json(body: dict[str, Any]) -> Response:
     """A JSON response encoded by orjson, skipping FastAPI's encoder: the hot read paths
     serve decisions that are plain JSON already."""
     return Response(orjson.dumps(body), media_type="application/json")
-
-
-def _error(status: int, message: str, **extra: Any) -> JSONResponse:
-    return JSONResponse({"error": message, **extra}, status_code=status)
 
 
 def parse_events(body: bytes, catalog: Catalog) -> list[Interaction]:
@@ -146,28 +81,7 @@ def parse_events(body: bytes, catalog: Catalog) -> list[Interaction]:
 
 
 def create_app(settings: Settings) -> FastAPI:
-    if settings.env == "production" and not settings.api_keys:
-        raise SettingsError(
-            "TAILOR_ENV=production requires TAILOR_API_KEYS (comma-separated bearer keys for "
-            "writes and deletes); refusing to start with writes open to anyone"
-        )
-    keys = [k.get_secret_value().encode() for k in settings.api_keys]
-    bearer = HTTPBearer(auto_error=False, description="a key from TAILOR_API_KEYS")
-
-    async def may_write(
-        credentials: HTTPAuthorizationCredentials | None = Depends(bearer),  # noqa: B008
-    ) -> None:
-        """Writes and deletes need `Authorization: Bearer <key>` when keys are configured."""
-        if not keys:
-            return
-        given = credentials.credentials.encode() if credentials else b""
-        if not any(secrets.compare_digest(given, key) for key in keys):
-            raise HTTPException(
-                401,
-                "missing or unknown API key: send 'Authorization: Bearer <key>'",
-                headers={"WWW-Authenticate": "Bearer"},
-            )
-
+    may_write = writer_check(settings)
     catalog = load_catalog(settings.catalog)
     serving = Serving.from_url(settings.redis, settings.offers_ttl_s, settings.board_ttl_s)
     kafka: dict[str, AIOKafkaProducer] = {}
@@ -206,11 +120,11 @@ def create_app(settings: Settings) -> FastAPI:
             f"{'.'.join(str(p) for p in e['loc'][1:]) or e['loc'][0]}: {e['msg']}"
             for e in exc.errors()
         ]
-        return _error(400, "invalid request: " + "; ".join(details), details=details)
+        return error(400, "invalid request: " + "; ".join(details), details=details)
 
     @api.exception_handler(HTTPException)
-    async def http_error(_: Request, exc: HTTPException) -> JSONResponse:
-        response = _error(exc.status_code, str(exc.detail))
+    async def httperror(_: Request, exc: HTTPException) -> JSONResponse:
+        response = error(exc.status_code, str(exc.detail))
         response.headers.update(exc.headers or {})
         return response
 
@@ -366,5 +280,6 @@ def create_app(settings: Settings) -> FastAPI:
             "tailor.interactions and tailor.decisions logs until their retention ends",
         }
 
+    api.state.catalog = catalog  # the board page reads it
     api.include_router(board_page.router)
     return api

@@ -1,0 +1,174 @@
+"""The Faust app, its topics and tables, declared once, built from settings by `build`.
+
+Nothing happens at import: `build(settings)` makes the app, the brain and the clients,
+then installs the agents and timers of `interactions`, `questions` and `stores`.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+from typing import Any
+
+import faust
+from faust.sensors.prometheus import setup_prometheus_sensors
+
+from config.catalog import load_catalog
+from config.settings import Settings
+from engine.wire.serving import Serving
+from engine.wire.topics import DEAD_LETTER, DECISIONS, INTERACTIONS, STORE_ANSWERS, STORE_CONTEXT
+from models.decision import CONTROL
+from models.holdout import Group, group_of
+from models.learner import Learner, LearnerConfig
+from models.offer import Catalog
+from models.policy import PolicyConfig
+
+# JSON state by string key, in the changelog too.
+STATE_SCHEMA: faust.Schema[str, dict] = faust.Schema(  # type: ignore[type-arg]
+    key_type=str, key_serializer="raw", value_serializer="json"
+)
+
+
+@dataclass
+class Worker:
+    """Everything a worker process wires together; agents receive it, not globals."""
+
+    settings: Settings
+    catalog: Catalog
+    app: Any  # faust.App
+    learner: Learner
+    control: Learner  # the holdout's policy: the menu prior and trending, nothing learned
+    rng: random.Random
+    interactions_topic: Any
+    store_answers_topic: Any
+    store_context_topic: Any
+    decisions_topic: Any
+    dead_letter_topic: Any
+    customers: Any  # customer models, co-partitioned with tailor.interactions
+    questions: Any  # customers with open questions: when the first expires, in what context
+    stores: Any  # trending and latest context per store, co-partitioned with the store topics
+    # When each customer was forgotten here (arrival time), so a merge produced before the
+    # forget but arriving after it cannot bring them back. Bounded by `commands`.
+    forgotten_at: dict[str, float] = field(default_factory=dict)
+    _serving: Serving | None = None
+
+    def decider(self, customer_id: str) -> tuple[Group, Learner]:
+        """Which policy decides for this customer (stable: a hash of the id)."""
+        group = group_of(customer_id, self.settings.holdout_share)
+        return group, self.control if group == "control" else self.learner
+
+    def serving(self) -> Serving:
+        """The worker's Redis client, created on first use inside the running event loop."""
+        if self._serving is None:
+            s = self.settings
+            self._serving = Serving.from_url(s.redis, s.offers_ttl_s, s.board_ttl_s)
+        return self._serving
+
+    async def changelogs_known(self) -> None:
+        """Make sure the producer has metadata for every changelog; call before table writes.
+
+        With `use_partitioner`, a table write asks the producer for its key's partition
+        from cached metadata, without waiting; a changelog topic created at this start may
+        not be in that cache yet, and the write would crash its agent. Once known, this
+        returns at once.
+        """
+        producer = self.app.producer._ensure_producer()
+        for table in (self.customers, self.questions, self.stores):
+            await producer.partitions_for(table.changelog_topic.get_topic_name())
+
+
+def build(settings: Settings) -> Worker:
+    """The worker's Faust app with its topics, tables, agents and timers."""
+    from engine.worker import interactions, questions, stores  # they install onto the app
+
+    catalog = load_catalog(settings.catalog)
+    policy = PolicyConfig(
+        k=settings.offers_per_decision,
+        explore_rate=settings.explore_rate,
+        value=settings.value,
+        frequency_cap=settings.frequency_cap,
+    )
+    # The shared model learns from this worker's partitions and lives in memory: after a
+    # restart it relearns, starting again from the menu's prior.
+    learner = Learner(
+        catalog, LearnerConfig(answer_window_s=settings.answer_window_s, policy=policy)
+    )
+    # The holdout's answers still teach `learner`; only what they are shown differs.
+    control = Learner(
+        catalog, LearnerConfig(personal=False, shared=False, name=CONTROL, policy=policy)
+    )
+
+    datadir = settings.state_dir / "faust" / settings.app_id  # not the working directory
+    datadir.mkdir(parents=True, exist_ok=True)
+    app = faust.App(
+        settings.app_id,
+        broker=f"kafka://{settings.kafka}",
+        store="memory://",
+        datadir=str(datadir),
+        autodiscover=False,
+        topic_partitions=settings.interactions_partitions,
+        topic_replication_factor=1,
+        consumer_auto_offset_reset="earliest",
+        web_host="127.0.0.1",
+        web_bind="127.0.0.1",
+        web_port=settings.worker_web_port,
+        web_in_thread=False,
+        producer_linger_ms=5,
+    )
+    setup_prometheus_sensors(app, pattern="/metrics", name_prefix="tailor_faust")
+
+    def raw_topic(name: str, partitions: int | None = None) -> Any:
+        """Keys and values as raw bytes: agents validate values themselves, so a bad one
+        reaches the dead-letter topic byte for byte."""
+        return app.topic(
+            name, key_type=str, key_serializer="raw", value_serializer="raw", partitions=partitions
+        )
+
+    def state_table(name: str, partitions: int) -> Any:
+        """`use_partitioner` puts each changelog record in its key's partition even when a
+        batch spans partitions."""
+        return app.Table(
+            name, default=None, schema=STATE_SCHEMA, partitions=partitions, use_partitioner=True
+        )
+
+    worker = Worker(
+        settings=settings,
+        catalog=catalog,
+        app=app,
+        learner=learner,
+        control=control,
+        rng=random.Random(settings.seed),
+        interactions_topic=raw_topic(INTERACTIONS, settings.interactions_partitions),
+        store_answers_topic=raw_topic(STORE_ANSWERS, settings.store_partitions),
+        store_context_topic=raw_topic(STORE_CONTEXT, settings.store_partitions),
+        decisions_topic=raw_topic(DECISIONS),
+        dead_letter_topic=raw_topic(DEAD_LETTER),
+        customers=state_table("customers", settings.interactions_partitions),
+        # Faust's windowed tables would do, but their on_window_close bookkeeping is
+        # unreliable: a timer in `questions` walks this table instead.
+        questions=state_table("questions", settings.interactions_partitions),
+        # A GlobalTable would do, but misses its changelog when created at startup: the
+        # snapshot goes to Redis, where customer decisions on any worker read it.
+        stores=state_table("stores", settings.store_partitions),
+    )
+    _install_ready_page(worker)
+    interactions.install(worker)
+    questions.install(worker)
+    stores.install(worker)
+    return worker
+
+
+def _install_ready_page(worker: Worker) -> None:
+    app = worker.app
+
+    @app.page("/ready")
+    async def ready(web: faust.web.View, request: faust.web.Request) -> faust.web.Response:
+        """Readiness: partitions assigned and tables recovered (a Kubernetes readiness probe).
+
+        An event sent before this answers 200 may wait for a rebalance; one sent after is
+        consumed at once.
+        """
+        recovered = app.tables.recovery.completed.is_set()
+        is_ready = recovered and not app.rebalancing and not app.in_recovery
+        body = {"ready": is_ready, "recovered": recovered, "rebalancing": bool(app.rebalancing)}
+        return web.json(body, status=200 if is_ready else 503)
