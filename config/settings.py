@@ -39,6 +39,12 @@ class Settings(BaseSettings):
     # Topics.
     interactions_partitions: int = Field(8, ge=1, le=1024)
     store_partitions: int = Field(4, ge=1, le=1024)
+    replication_factor: int = Field(
+        1, ge=1, le=16, description="replicas of every topic Tailor creates (production: 3)"
+    )
+    min_insync_replicas: int = Field(
+        1, ge=1, le=16, description="replicas that must have a write (production: 2)"
+    )
 
     # Processes.
     api_host: str = "127.0.0.1"
@@ -53,6 +59,49 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(1_048_576, ge=1024, description="largest request body")
     batch_size: int = Field(500, ge=1, le=100_000, description="events per agent batch")
     batch_within_s: float = Field(0.05, gt=0, le=10, description="max wait to fill a batch")
+    produce_timeout_s: float = Field(
+        2.0, gt=0, le=120, description="API: longest wait for Kafka before answering 503"
+    )
+
+    # Faults. A worker that dies is replaced within about `session_timeout_s`.
+    worker_id: str | None = Field(
+        None,
+        description="stable id of this worker (static group membership): a restart "
+        "with the same id takes its partitions back without a rebalance",
+    )
+    session_timeout_s: float = Field(
+        6.0, ge=1, le=300, description="a worker silent this long loses its partitions"
+    )
+    table_store: Literal["rocksdb", "memory"] = Field(
+        "rocksdb", description="worker tables: rocksdb (local disk + changelog) or memory"
+    )
+    standby_replicas: int = Field(
+        1, ge=0, le=8, description="standby copies of each table partition on other workers"
+    )
+    ready_max_lag: int = Field(
+        50_000, ge=1, description="worker /ready: not ready while more records wait unprocessed"
+    )
+    retry_max_s: float = Field(
+        5.0,
+        gt=0,
+        le=60,
+        description="longest pause between retries of a failed Redis or Kafka write",
+    )
+    max_future_skew_s: float = Field(
+        300.0, ge=0, description="events stamped later than arrival + this are refused"
+    )
+    max_event_age_s: float = Field(
+        30 * 86400.0, gt=0, description="events stamped earlier than arrival - this are refused"
+    )
+    dead_letter_max_bytes: int = Field(
+        262_144, ge=1024, le=900_000, description="larger refused payloads are truncated"
+    )
+    session_ttl_s: float | None = Field(
+        30 * 86400.0, gt=0, description="idle anonymous sessions are forgotten after this"
+    )
+    customer_ttl_s: float | None = Field(
+        None, gt=0, description="idle known customers are forgotten after this (default: never)"
+    )
 
     # Decisions.
     catalog: Path | None = Field(None, description="offer catalog TOML; default: drive-thru menu")
