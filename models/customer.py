@@ -20,6 +20,7 @@ True
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -31,6 +32,15 @@ from models.residual import Residual
 
 ALTERNATIVE_WEIGHT = 0.3  # a yes to one offer says less about the others shown
 MAX_STATE_BYTES = 2048
+# Answers remembered to refuse a second delivery of the same event_id (a client retry):
+# retries come within seconds, and 24 digests of 40 bits cost about 500 bytes of state.
+SEEN_MAX = 24
+
+
+def digest(event_id: str) -> int:
+    """A 40-bit digest of an event id: the chance two of a customer's last 24 collide is
+    about 2e-11."""
+    return int.from_bytes(hashlib.blake2b(event_id.encode(), digest_size=5).digest(), "big")
 
 
 def features(offer: Offer, ctx: Context) -> dict[str, float]:
@@ -62,6 +72,36 @@ class CustomerModel:
         self.asked: tuple[str, ...] = ()  # the offers of the latest decision
         self.pending: dict[str, float] = {}  # offer shown (an impression) -> when
         self.unanswered: dict[str, tuple[int, float]] = {}  # offer -> (times shown, last shown)
+        # Exactly once on at-least-once delivery: the last record applied (partition,
+        # offset), so a replay after a crash is recognized, and the recent event digests
+        # with the offset each was first applied at, so a resent event_id is too.
+        self.position: tuple[int, int] | None = None
+        self.seen: dict[int, int] = {}
+        self.last_seen: float | None = None  # arrival time of the last record: idle expiry
+
+    def replayed(self, partition: int, offset: int) -> bool:
+        """Was this record applied already (Kafka redelivers after a crash or rebalance)?"""
+        return (
+            self.position is not None
+            and self.position[0] == partition
+            and offset <= self.position[1]
+        )
+
+    def first_seen_at(self, event_id: str) -> int | None:
+        """The offset this event id was first applied at, if it is among the recent ones."""
+        return self.seen.get(digest(event_id))
+
+    def applied(
+        self, partition: int, offset: int, at: float, event_id: str | None = None
+    ) -> None:
+        """Record that the record at (partition, offset), arrived at `at` and carrying
+        `event_id`, is applied."""
+        self.position = (partition, offset)
+        self.last_seen = at
+        if event_id is not None:
+            self.seen[digest(event_id)] = offset
+            while len(self.seen) > SEEN_MAX:
+                del self.seen[next(iter(self.seen))]
 
     def ask(self, offer_ids: Sequence[str]) -> None:
         """Remember the offers of the customer's latest decision (the open question)."""
@@ -157,6 +197,12 @@ class CustomerModel:
             "u": {o: [c, round(t, 1)] for o, (c, t) in self.unanswered.items()},
             "w": {},
         }
+        if self.position is not None:
+            state["o"] = list(self.position)
+        if self.last_seen is not None:
+            state["t"] = round(self.last_seen, 1)
+        if self.seen:
+            state["s"] = [[d, o] for d, o in self.seen.items()]
         # Bookkeeping first, oldest dropped until a quarter of the budget is left for taste.
         for part in ("u", "p"):
             while state[part] and len(orjson.dumps(state)) > MAX_STATE_BYTES * 3 // 4:
@@ -183,6 +229,10 @@ class CustomerModel:
         try:
             model.answers = int(state.get("n", 0))
             model.asked = tuple(str(o) for o in state.get("a", ()))
+            if (position := state.get("o")) is not None:
+                model.position = (int(position[0]), int(position[1]))
+            model.seen = {int(d): int(o) for d, o in state.get("s", ())}
+            model.last_seen = float(state["t"]) if "t" in state else None
             if state["v"] == cls.VERSION:
                 model._model.load(dict(state.get("w", {})), float(state.get("b", 0.0)))
                 model.pending = {str(o): float(t) for o, t in dict(state.get("p", {})).items()}

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from config.catalog import load_catalog
 from models.context import Context, daypart_at
-from models.customer import MAX_STATE_BYTES, CustomerModel
+from models.customer import MAX_STATE_BYTES, SEEN_MAX, CustomerModel
 from models.decision import CONTROL
 from models.holdout import group_of
 from models.learner import Learner, LearnerConfig
@@ -369,3 +369,38 @@ def test_the_state_stays_within_2_kb_even_with_a_long_menu() -> None:
     state = me.to_state()
     assert len(orjson.dumps(state)) <= MAX_STATE_BYTES
     assert "offer-with-a-long-identifier-079" in state["p"]  # the newest questions are kept
+
+
+def test_a_record_applied_before_is_recognized_when_kafka_delivers_it_again() -> None:
+    m = CustomerModel()
+    assert not m.replayed(3, 10)
+    m.applied(3, 10, 100.0, "e-1")
+    assert m.replayed(3, 10) and m.replayed(3, 9) and not m.replayed(3, 11)
+    assert not m.replayed(4, 5), "another partition (after repartitioning) is not a replay"
+    again = CustomerModel.from_state(orjson.loads(orjson.dumps(m.to_state())))
+    assert again.replayed(3, 10) and again.first_seen_at("e-1") == 10
+    assert again.last_seen == 100.0
+
+
+def test_a_resent_event_id_is_remembered_for_a_bounded_window() -> None:
+    m = CustomerModel()
+    for i in range(SEEN_MAX + 5):
+        m.applied(0, i, float(i), f"e-{i}")
+    assert m.first_seen_at(f"e-{SEEN_MAX + 4}") == SEEN_MAX + 4
+    assert m.first_seen_at("e-0") is None, "the oldest ids leave the window"
+    assert len(m.seen) == SEEN_MAX
+    assert m.first_seen_at("never-sent") is None
+
+
+def test_dedupe_bookkeeping_survives_the_2_kb_cap() -> None:
+    catalog = load_catalog()
+    learner, ctx = Learner(catalog), Context("lunch", temperature_c=30.0)
+    m = CustomerModel()
+    for i, offer in enumerate(list(catalog.offers.values()) * 3):
+        m.shown(offer.offer_id, float(i))
+        learner.answer(m, offer, ctx, i % 2 == 0, now=float(i))
+        m.applied(1, i, float(i), f"event-{i:040d}")
+    state = m.to_state()
+    assert len(orjson.dumps(state)) <= MAX_STATE_BYTES
+    again = CustomerModel.from_state(state)
+    assert again.position == m.position and again.seen == m.seen

@@ -29,6 +29,15 @@ ANSWERS = Counter(
 )
 DECISIONS = Counter("tailor_decisions_written", "Decisions written to Redis", ["kind"])
 REDIS_ERRORS = Counter("tailor_redis_errors", "Redis operations that failed", ["op"])
+RETRIES = Counter(
+    "tailor_retries", "Writes retried after a Redis or Kafka failure (backpressure)", ["what"]
+)
+TIMER_ERRORS = Counter("tailor_timer_errors", "Timer ticks that failed (tried again)", ["timer"])
+DUPLICATES = Counter(
+    "tailor_duplicates",
+    "Records not applied again: a replay after a crash or rebalance, or a resent event_id",
+    ["kind"],
+)
 CUSTOMERS = Gauge("tailor_customers_with_model", "Customers with a model on this worker")
 STORE_CONTEXTS = Counter("tailor_store_context_updates", "Store context updates consumed")
 

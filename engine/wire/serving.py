@@ -2,7 +2,8 @@
 
 Keys: `tailor:offers:{customer_id}` and `tailor:board:{store_id}` hold decision JSON with a
 TTL; `tailor:store:{store_id}` is the store's trending and context snapshot, which customer
-decisions on every worker read; `tailor:popular` is a sorted set of yes-answers per offer
+decisions on every worker read; `tailor:popular:{store_id}` holds each store's yes-answers
+per offer (absolute totals, so a rewrite is idempotent) and `tailor:popular` their union
 across every worker, the fallback for a customer with no store.
 """
 
@@ -53,7 +54,8 @@ class Serving:
         offers: Mapping[str, dict[str, Any]] = {},
         boards: Mapping[str, dict[str, Any]] = {},
         store_states: Mapping[str, dict[str, Any]] = {},
-        popular: Mapping[str, float] = {},
+        popular: Mapping[str, Mapping[str, float]] = {},
+        popular_scopes: Sequence[str] = (),
     ) -> None:
         """Write decisions, boards, store snapshots and popularity in one round trip."""
         pipe = self.client.pipeline(transaction=False)
@@ -63,8 +65,10 @@ class Serving:
             pipe.set(board_key(store_id), orjson.dumps(board), ex=self.board_ttl_s)
         for store_id, state in store_states.items():
             pipe.set(STORE_KEY + store_id, orjson.dumps(state), ex=self.board_ttl_s)
-        for offer_id, weight in popular.items():
-            pipe.zincrby(POPULAR_KEY, weight, offer_id)
+        for scope, totals in popular.items():
+            pipe.zadd(POPULAR_KEY + ":" + scope, dict(totals))
+        if popular and popular_scopes:
+            pipe.zunionstore(POPULAR_KEY, [POPULAR_KEY + ":" + s for s in popular_scopes])
         try:
             await pipe.execute()
         except Exception:

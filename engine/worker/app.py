@@ -17,6 +17,8 @@ from config.catalog import load_catalog
 from config.settings import Settings
 from engine.wire.serving import Serving
 from engine.wire.topics import DEAD_LETTER, DECISIONS, INTERACTIONS, STORE_ANSWERS, STORE_CONTEXT
+from engine.worker.batch import Outgoing
+from engine.worker.health import Health, ready
 from models.decision import CONTROL
 from models.holdout import Group, group_of
 from models.learner import Learner, LearnerConfig
@@ -47,6 +49,7 @@ class Worker:
     customers: Any  # customer models, co-partitioned with tailor.interactions
     questions: Any  # customers with open questions: when the first expires, in what context
     stores: Any  # trending and latest context per store, co-partitioned with the store topics
+    health: Health
     # When each customer was forgotten here (arrival time), so a merge produced before the
     # forget but arriving after it cannot bring them back. Bounded by `commands`.
     forgotten_at: dict[str, float] = field(default_factory=dict)
@@ -63,6 +66,12 @@ class Worker:
             s = self.settings
             self._serving = Serving.from_url(s.redis, s.offers_ttl_s, s.board_ttl_s)
         return self._serving
+
+    async def send(self, out: Outgoing) -> None:
+        """Send one record, retried through a broker outage (durable at the next commit)."""
+        await self.health.retry(
+            "kafka", lambda: out.topic.send(key=out.key, value=out.value, headers=out.headers)
+        )
 
     async def changelogs_known(self) -> None:
         """Make sure the producer has metadata for every changelog; call before table writes.
@@ -100,14 +109,23 @@ def build(settings: Settings) -> Worker:
 
     datadir = settings.state_dir / "faust" / settings.app_id  # not the working directory
     datadir.mkdir(parents=True, exist_ok=True)
+    session_s = settings.session_timeout_s
     app = faust.App(
         settings.app_id,
         broker=f"kafka://{settings.kafka}",
-        store="memory://",
+        # RocksDB: a restart recovers from local disk plus the changelog's tail, and state
+        # lives on disk, not all in RAM.
+        store=f"{settings.table_store}://",
         datadir=str(datadir),
         autodiscover=False,
         topic_partitions=settings.interactions_partitions,
-        topic_replication_factor=1,
+        topic_replication_factor=settings.replication_factor,
+        table_standby_replicas=settings.standby_replicas,
+        # A dead worker's partitions move after `session_s`, not Kafka's default 45-60 s;
+        # with a stable worker id (static membership) a restart takes them straight back.
+        broker_session_timeout=session_s,
+        broker_heartbeat_interval=max(0.5, session_s / 4),
+        consumer_group_instance_id=settings.worker_id,
         consumer_auto_offset_reset="earliest",
         web_host="127.0.0.1",
         web_bind="127.0.0.1",
@@ -121,7 +139,11 @@ def build(settings: Settings) -> Worker:
         """Keys and values as raw bytes: agents validate values themselves, so a bad one
         reaches the dead-letter topic byte for byte."""
         return app.topic(
-            name, key_type=str, key_serializer="raw", value_serializer="raw", partitions=partitions
+            name,
+            key_type=bytes,
+            key_serializer="raw",
+            value_serializer="raw",
+            partitions=partitions,
         )
 
     def state_table(name: str, partitions: int) -> Any:
@@ -150,6 +172,7 @@ def build(settings: Settings) -> Worker:
         # A GlobalTable would do, but misses its changelog when created at startup: the
         # snapshot goes to Redis, where customer decisions on any worker read it.
         stores=state_table("stores", settings.store_partitions),
+        health=Health(settings.retry_max_s),
     )
     _install_ready_page(worker)
     interactions.install(worker)
@@ -162,13 +185,9 @@ def _install_ready_page(worker: Worker) -> None:
     app = worker.app
 
     @app.page("/ready")
-    async def ready(web: faust.web.View, request: faust.web.Request) -> faust.web.Response:
-        """Readiness: partitions assigned and tables recovered (a Kubernetes readiness probe).
-
-        An event sent before this answers 200 may wait for a rebalance; one sent after is
-        consumed at once.
-        """
-        recovered = app.tables.recovery.completed.is_set()
-        is_ready = recovered and not app.rebalancing and not app.in_recovery
-        body = {"ready": is_ready, "recovered": recovered, "rebalancing": bool(app.rebalancing)}
+    async def ready_page(web: faust.web.View, request: faust.web.Request) -> faust.web.Response:
+        """Readiness (a Kubernetes readiness probe): 200 only while this worker serves fresh
+        decisions; 503 with every reason it does not (recovering, rebalancing, Redis or
+        Kafka failing, an agent down, lagging past TAILOR_READY_MAX_LAG)."""
+        is_ready, body = await ready(app, worker.health, worker.settings.ready_max_lag)
         return web.json(body, status=200 if is_ready else 503)

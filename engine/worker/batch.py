@@ -1,11 +1,34 @@
-"""What one batch of tailor.interactions learned, per customer, until its decisions are written."""
+"""What one batch of tailor.interactions learned, per customer, until its effects are written.
+
+A batch is applied in memory first; then its effects are made durable together (table
+state, Redis decisions, Kafka records), each retried until it works, and only then is
+the batch acknowledged.
+"""
 
 from __future__ import annotations
 
+import weakref
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from typing import Any
 
+from faust.streams import _current_event
+from faust.types import EventT
+
+from engine.wire.events import Rejection
 from models.context import Context
 from models.customer import CustomerModel
+
+
+@dataclass(slots=True)
+class Outgoing:
+    """A Kafka record to send once the batch is applied."""
+
+    topic: Any
+    key: str | bytes | None
+    value: bytes
+    headers: list[tuple[str, bytes]] = field(default_factory=list)
 
 
 class Batch:
@@ -13,17 +36,50 @@ class Batch:
 
     def __init__(self, customers: Any) -> None:
         self.customers = customers  # the worker's table of customer models
-        self.latest: dict[str, tuple[CustomerModel, Context, str | None]] = {}
+        self.models: dict[str, CustomerModel] = {}
+        self.latest: dict[str, tuple[Context, str | None]] = {}  # who to decide for, and in what
+        self.changed: set[str] = set()  # whose state to write back
         self.entered: dict[str, float] = {}  # when the customer's oldest event arrived
-        self.popular: dict[str, float] = {}
         self.forgotten: set[str] = set()
+        self.sends: list[Outgoing] = []
+        self.refused: list[tuple[EventT[bytes], Rejection]] = []
+        self.records: dict[str, EventT[bytes]] = {}  # the last record of each customer
+
+    def record(self, customer_id: str, event: EventT[bytes]) -> None:
+        self.records[customer_id] = event
 
     def model(self, customer_id: str) -> CustomerModel:
-        if customer_id in self.latest:
-            return self.latest[customer_id][0]
-        return CustomerModel.from_state(self.customers.get(customer_id))
+        model = self.models.get(customer_id)
+        if model is None:
+            model = CustomerModel.from_state(self.customers.get(customer_id))
+            self.models[customer_id] = model
+        return model
+
+    def touch(self, customer_id: str, ctx: Context, event_id: str | None, at: float) -> None:
+        """Decide for this customer at the end of the batch, in this context."""
+        self.latest[customer_id] = (ctx, event_id)
+        self.entered.setdefault(customer_id, at)
+        self.forgotten.discard(customer_id)
 
     def drop(self, customer_id: str) -> None:
+        """The customer is forgotten: nothing of theirs is written back."""
+        self.models.pop(customer_id, None)
         self.latest.pop(customer_id, None)
         self.entered.pop(customer_id, None)
+        self.changed.discard(customer_id)
         self.forgotten.add(customer_id)
+
+
+@contextmanager
+def written_as(event: EventT[bytes] | None) -> Iterator[None]:
+    """Table writes in this block belong to `event`'s partition.
+
+    Faust's RocksDB store files a write under the partition of the stream's current
+    event; a batch spans partitions, so each customer's write names the customer's own
+    record (always of their partition: records are keyed by customer).
+    """
+    token = _current_event.set(weakref.ref(event) if event is not None else None)
+    try:
+        yield
+    finally:
+        _current_event.reset(token)

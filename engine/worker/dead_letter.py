@@ -2,11 +2,15 @@
 
 Headers follow Kafka Connect's habit of carrying the error beside the untouched payload:
 `tailor.reason` (a short code), `tailor.detail` (what was expected and what arrived),
-`tailor.source` (topic/partition/offset it came from).
+`tailor.source` (topic/partition/offset it came from). A payload too large to resend is
+cut to `TAILOR_DEAD_LETTER_MAX_BYTES`, with `tailor.truncated`, `tailor.length` (its
+size) and `tailor.sha256` (its digest) so it can still be found and matched; a key that
+is not text keeps its bytes.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from typing import Any
 
@@ -14,22 +18,30 @@ from faust.types import EventT
 
 from engine.wire import metrics
 from engine.wire.events import Rejection
+from engine.worker.batch import Outgoing
 
 log = logging.getLogger("tailor.dead_letter")
 
 
-async def dead_letter(topic: Any, event: EventT[bytes], rejection: Rejection) -> None:
-    """Send the record to the dead-letter `topic` with why it was refused."""
+def dead_letter_record(w: Any, event: EventT[bytes], rejection: Rejection) -> Outgoing:
+    """The dead letter of a refused record, to send with the batch's other records."""
     msg = event.message
     source = f"{msg.topic}/{msg.partition}/{msg.offset}"
-    await topic.send(
-        key=msg.key if isinstance(msg.key, bytes | str) else None,
-        value=msg.value,
-        headers=[
-            ("tailor.reason", rejection.reason.encode()),
-            ("tailor.detail", rejection.detail.encode()),
-            ("tailor.source", source.encode()),
-        ],
-    )
+    value = bytes(msg.value or b"")
+    headers = [
+        ("tailor.reason", rejection.reason.encode()),
+        ("tailor.detail", rejection.detail.encode()[:2000]),
+        ("tailor.source", source.encode()),
+    ]
+    limit = w.settings.dead_letter_max_bytes
+    if len(value) > limit:
+        headers += [
+            ("tailor.truncated", b"1"),
+            ("tailor.length", str(len(value)).encode()),
+            ("tailor.sha256", hashlib.sha256(value).hexdigest().encode()),
+        ]
+        value = value[:limit]
+    key = msg.key if isinstance(msg.key, bytes) else None
     metrics.DEAD_LETTERS.labels(rejection.reason).inc()
-    log.warning("dead letter from %s: %s: %s", source, rejection.reason, rejection.detail)
+    log.warning("dead letter from %s: %s: %s", source, rejection.reason, rejection.detail[:300])
+    return Outgoing(w.dead_letter_topic, key, value, headers)

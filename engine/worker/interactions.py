@@ -11,10 +11,17 @@ customer's next event or, if they do not come back, by the timer in `questions`.
 
 Work is done per batch: a customer who answers five times in one batch is learned from
 five times and decided for once, and all Redis writes of the batch share one pipeline.
+
+Exactly once on at-least-once delivery: each customer's state remembers the last record
+applied (partition, offset) and its recent event ids, so a record Kafka delivers again
+after a crash or rebalance, or an event a client sent twice, is not learned again. A
+batch's effects (state, Redis, Kafka records) are all made durable, each retried through
+outages, before the batch is acknowledged.
 """
 
 from __future__ import annotations
 
+import logging
 import time
 import uuid
 from collections.abc import Sequence
@@ -25,17 +32,20 @@ import orjson
 from faust.types import EventT
 
 from engine.wire import metrics
-from engine.wire.events import Interaction, Rejection, decode_interaction
+from engine.wire.events import Interaction, Rejection, check_time, decode_interaction
 from engine.worker.app import Worker
-from engine.worker.batch import Batch
-from engine.worker.commands import Command, command_of, run_command, send_command
-from engine.worker.dead_letter import dead_letter
+from engine.worker.batch import Batch, Outgoing, written_as
+from engine.worker.commands import Command, command, command_of, run_command
+from engine.worker.dead_letter import dead_letter_record
 from engine.worker.questions import remember
-from engine.worker.stores import situation_of, trending_of
+from engine.worker.stores import NO_STORE, situation_of, trending_of
 from models.answer import STRENGTH, answer_of
 from models.context import Context, daypart_at
+from models.customer import CustomerModel
 from models.offer import Catalog
 from models.trending import Trending
+
+log = logging.getLogger("tailor.interactions")
 
 
 def context_of(catalog: Catalog, event: Interaction, store_state: dict[str, Any] | None) -> Context:
@@ -61,124 +71,230 @@ def context_of(catalog: Catalog, event: Interaction, store_state: dict[str, Any]
     )
 
 
+def read(w: Worker, event: EventT[bytes]) -> Interaction | Command | Rejection:
+    """What a record of tailor.interactions is: an event, a command, or refused and why."""
+    command_or_refusal = command_of(event)
+    if command_or_refusal is not None:
+        return command_or_refusal
+    key = event.message.key
+    decoded = decode_interaction(event.value, w.catalog)
+    if isinstance(decoded, Rejection):
+        return decoded
+    if key is not None and key != decoded.customer_id.encode():
+        shown = bytes(key)[:64].decode(errors="backslashreplace")
+        return Rejection(
+            "bad_key",
+            f"record key {shown!r} is not the event's customer_id {decoded.customer_id!r}: "
+            "events are keyed by customer so that each customer's answers stay in order",
+        )
+    s = w.settings
+    return check_time(decoded, arrival(event), s.max_future_skew_s, s.max_event_age_s) or decoded
+
+
+def arrival(event: EventT[bytes]) -> float:
+    """When the record entered Kafka (its timestamp, in seconds)."""
+    return float(event.message.timestamp)
+
+
 async def process(w: Worker, events: Sequence[EventT[bytes]]) -> None:
     started = time.perf_counter()
-    # Events and commands in arrival order, with the time each entered Kafka; a command is
-    # kept in line so it applies to what came before it and not after.
-    items: list[tuple[Interaction | Command, float]] = []
-    for event in events:
-        command = command_of(event)
-        if isinstance(command, Rejection):
-            await dead_letter(w.dead_letter_topic, event, command)
-            continue
-        if command is not None:
-            items.append((command, event.message.timestamp))
-            continue
-        decoded = decode_interaction(event.value, w.catalog)
-        if isinstance(decoded, Rejection):
-            await dead_letter(w.dead_letter_topic, event, decoded)
-            metrics.EVENTS.labels("invalid", "dead_letter").inc()
-        else:
-            items.append((decoded, event.message.timestamp))
-    store_ids = sorted({e.store_id for e, _ in items if isinstance(e, Interaction) and e.store_id})
-    store_states = await w.serving().store_states(store_ids)
-    trending: dict[str, Trending] = {s: trending_of(w, store_states.get(s)) for s in store_ids}
-
     batch = Batch(w.customers)
-    for item, kafka_ts in items:
-        if isinstance(item, Command):
-            await run_command(w, batch, item, kafka_ts)
-            continue
-        got, cid = item, item.customer_id
-        batch.forgotten.discard(cid)  # an event after a forget starts afresh
-        model = batch.model(cid)
-        ctx = context_of(w.catalog, got, store_states.get(got.store_id or ""))
-        if got.session_id and got.session_id != cid:
-            # The customer was anonymous as this session: ask its owner to hand it over.
-            handover = {
-                "customer_id": cid,
-                "session_id": got.session_id,
-                "context": ctx.as_json(),
-                "asked_at": kafka_ts,
-            }
-            await send_command(w, "handover", got.session_id, handover)
-        ts = got.ts.timestamp()  # the touchpoint's own time: its daypart and trending
-        # Questions, answer windows and frequency caps run on arrival time, the clock the
-        # questions timer and the decisions share (a client's clock may be off or simulated).
-        now = kafka_ts
-        store_trending = trending.get(got.store_id or "")
-        group, _ = w.decider(cid)
-        for _ in w.learner.expire(model, ctx, now, store_trending):
-            metrics.ANSWERS.labels("no", "window", group).inc()
-        answer = answer_of(got.type)
-        if answer is None:
-            model.shown(got.offer_id, now)
-            metrics.QUESTIONS.labels(group).inc()
+    # Events and commands in arrival order; a command is kept in line so it applies to
+    # what came before it and not after.
+    items: list[tuple[Interaction | Command, EventT[bytes]]] = []
+    for event in events:
+        try:
+            item = read(w, event)
+        except Exception as exc:  # whatever a record holds, it cannot stop the partition
+            item = Rejection("unreadable", f"{type(exc).__name__}: {exc}")
+        if isinstance(item, Rejection):
+            batch.refused.append((event, item))
         else:
-            offer = w.catalog.offers[got.offer_id]
-            w.learner.answer(model, offer, ctx, answer, STRENGTH[got.type], now, store_trending)
-            metrics.ANSWERS.labels("yes" if answer else "no", got.type, group).inc()
-            if answer:
-                batch.popular[got.offer_id] = (
-                    batch.popular.get(got.offer_id, 0.0) + STRENGTH[got.type]
-                )
-                if got.store_id is not None:
-                    await w.store_answers_topic.send(
-                        key=got.store_id,
-                        value=orjson.dumps(
-                            {
-                                "store_id": got.store_id,
-                                "offer_id": got.offer_id,
-                                "type": got.type,
-                                "ts": ts,
-                                "daypart": ctx.daypart,
-                                "weather": ctx.weather,
-                            }
-                        ),
-                    )
-        metrics.EVENTS.labels(got.type, "question" if answer is None else "answer").inc()
-        batch.latest[cid] = (model, ctx, got.event_id)
-        batch.entered.setdefault(cid, kafka_ts)
+            items.append((item, event))
+    store_ids = sorted({e.store_id for e, _ in items if isinstance(e, Interaction) and e.store_id})
+    store_states = await w.health.retry("redis", lambda: w.serving().store_states(store_ids))
+    trending: dict[str, Trending] = {s: trending_of(w, store_states.get(s)) for s in store_ids}
+    await w.health.retry("kafka", w.changelogs_known)
 
+    for item, event in items:
+        try:
+            apply(w, batch, item, event, store_states, trending)
+        except Exception as exc:  # a bug or a record no rule foresaw: refuse it, go on
+            log.exception("could not apply %s", event.message.offset)
+            batch.refused.append((event, Rejection("processing_error", f"{exc!r}")))
+
+    decisions = decide(w, batch, store_states, trending)
+    for cid in batch.changed:
+        with written_as(batch.records.get(cid)):
+            w.customers[cid] = batch.models[cid].to_state()
+            if cid in batch.latest:
+                remember(w, cid, batch.models[cid], batch.latest[cid][0])
+    await w.health.retry("redis", lambda: w.serving().write(offers=decisions))
+    # After the writes, so nothing of a forgotten customer survives them.
+    await w.health.retry("redis", lambda: w.serving().forget(sorted(batch.forgotten)))
+    written = time.time()
+    for cid in decisions:
+        metrics.FRESHNESS_SECONDS.observe(max(0.0, written - batch.entered[cid]))
+    batch.sends += [
+        Outgoing(w.decisions_topic, cid, orjson.dumps(decision))
+        for cid, decision in decisions.items()
+    ]
+    for event, rejection in batch.refused:
+        batch.sends.append(dead_letter_record(w, event, rejection))
+        metrics.EVENTS.labels("invalid", "dead_letter").inc()
+    for out in batch.sends:
+        await w.send(out)
+    metrics.BATCH_SECONDS.observe(time.perf_counter() - started)
+
+
+def apply(
+    w: Worker,
+    batch: Batch,
+    item: Interaction | Command,
+    event: EventT[bytes],
+    store_states: dict[str, dict[str, Any]],
+    trending: dict[str, Trending],
+) -> None:
+    """Apply one record to its owner's model in memory, unless it was applied already."""
+    msg, at = event.message, arrival(event)
+    owner = item.owner if isinstance(item, Command) else item.customer_id
+    model = batch.model(owner)
+    batch.record(owner, event)
+    identity = item.identity if isinstance(item, Command) else item.event_id
+    if model.replayed(msg.partition, msg.offset):
+        # Delivered again after a crash or rebalance: learned already, but the effects
+        # downstream may have been lost with the crash; they are idempotent, so resend.
+        metrics.DUPLICATES.labels("replayed").inc()
+        if isinstance(item, Interaction):
+            ctx = context_of(w.catalog, item, store_states.get(item.store_id or ""))
+            if model.first_seen_at(item.event_id) == msg.offset:
+                answered(w, batch, item, ctx, msg.partition, msg.offset)
+            batch.touch(owner, ctx, item.event_id, at)  # rewrite a decision Redis may lack
+        return
+    if identity is not None and model.first_seen_at(identity) is not None:
+        metrics.DUPLICATES.labels("resent").inc()  # the same event_id again: a client retry
+        model.applied(msg.partition, msg.offset, at)
+        batch.changed.add(owner)
+        return
+    if isinstance(item, Command):
+        run_command(w, batch, item, model, at)
+    else:
+        learn(w, batch, item, model, at, (msg.partition, msg.offset), store_states, trending)
+    if owner in batch.models:  # not forgotten by it
+        model.applied(msg.partition, msg.offset, at, identity)
+        batch.changed.add(owner)
+
+
+def learn(
+    w: Worker,
+    batch: Batch,
+    got: Interaction,
+    model: CustomerModel,
+    now: float,
+    source: tuple[int, int],
+    store_states: dict[str, dict[str, Any]],
+    trending: dict[str, Trending],
+) -> None:
+    """One event (from `source`, its partition and offset) teaches its customer's model:
+    a question asked, or an answer given.
+
+    Questions, answer windows and frequency caps run on arrival time `now`, the clock
+    the questions timer and the decisions share (a client's clock may be off or simulated).
+    """
+    cid = got.customer_id
+    ctx = context_of(w.catalog, got, store_states.get(got.store_id or ""))
+    if got.session_id and got.session_id != cid:
+        # The customer was anonymous as this session: ask its owner to hand it over.
+        handover = {
+            "customer_id": cid,
+            "session_id": got.session_id,
+            "context": ctx.as_json(),
+            "asked_at": now,
+        }
+        batch.sends.append(command(w, "handover", got.session_id, handover))
+    store_trending = trending.get(got.store_id or "")
+    group, _ = w.decider(cid)
+    for _ in w.learner.expire(model, ctx, now, store_trending):
+        metrics.ANSWERS.labels("no", "window", group).inc()
+    answer = answer_of(got.type)
+    if answer is None:
+        model.shown(got.offer_id, now)
+        metrics.QUESTIONS.labels(group).inc()
+    else:
+        offer = w.catalog.offers[got.offer_id]
+        w.learner.answer(model, offer, ctx, answer, STRENGTH[got.type], now, store_trending)
+        metrics.ANSWERS.labels("yes" if answer else "no", got.type, group).inc()
+        if answer:
+            answered(w, batch, got, ctx, *source)
+    metrics.EVENTS.labels(got.type, "question" if answer is None else "answer").inc()
+    batch.touch(cid, ctx, got.event_id, now)
+
+
+def answered(
+    w: Worker, batch: Batch, got: Interaction, ctx: Context, partition: int, offset: int
+) -> None:
+    """A yes goes to its store's trending and popularity, tagged with where it came from
+    (source partition and offset) so the store side applies it once however often sent."""
+    record = {
+        "store_id": got.store_id,
+        "offer_id": got.offer_id,
+        "type": got.type,
+        "ts": got.ts.timestamp(),  # the touchpoint's own time: its daypart and trending
+        "daypart": ctx.daypart,
+        "weather": ctx.weather,
+        "src": [partition, offset],
+    }
+    key = got.store_id or NO_STORE
+    batch.sends.append(Outgoing(w.store_answers_topic, key, orjson.dumps(record)))
+
+
+def decide(
+    w: Worker,
+    batch: Batch,
+    store_states: dict[str, dict[str, Any]],
+    trending: dict[str, Trending],
+) -> dict[str, dict[str, Any]]:
+    """A new decision for every customer the batch touched, each in their latest context."""
     decisions: dict[str, dict[str, Any]] = {}
-    await w.changelogs_known()
-    for cid, (model, ctx, event_id) in batch.latest.items():
-        decision = w.decider(cid)[1].decide_for(
-            cid,
-            model,
-            ctx.store_id,
-            ctx,
-            trending.get(ctx.store_id or ""),
-            time.time(),
-            w.rng,
-            "d-" + uuid.uuid4().hex,
-            stock_out=situation_of(store_states.get(ctx.store_id or "")).get("stock_out", ()),
-        )
-        w.customers[cid] = model.to_state()
-        remember(w, cid, model, ctx)
+    now = time.time()
+    for cid, (ctx, event_id) in batch.latest.items():
+        model = batch.model(cid)
+        store = ctx.store_id or ""
+        try:
+            decision = w.decider(cid)[1].decide_for(
+                cid,
+                model,
+                ctx.store_id,
+                ctx,
+                trending.get(store),
+                now,
+                w.rng,
+                "d-" + uuid.uuid4().hex,
+                stock_out=situation_of(store_states.get(store)).get("stock_out", ()),
+            )
+        except Exception:
+            log.exception("no decision for %s this batch", cid)
+            continue
+        batch.changed.add(cid)  # deciding asks a question: the model remembers it
         decisions[cid] = {
             **decision.as_json(w.catalog),
             "channel": ctx.channel,
             "event_id": event_id,
         }
-    if decisions or batch.popular:
-        await w.serving().write(offers=decisions, popular=batch.popular)
-    await w.serving().forget(sorted(batch.forgotten))  # after the writes: nothing of them survives
-    written = time.time()
-    for cid in batch.latest:
-        metrics.FRESHNESS_SECONDS.observe(max(0.0, written - batch.entered[cid]))
-        await w.decisions_topic.send(key=cid, value=orjson.dumps(decisions[cid]))
-    metrics.BATCH_SECONDS.observe(time.perf_counter() - started)
+    return decisions
 
 
 def install(w: Worker) -> None:
     @w.app.agent(w.interactions_topic, name="tailor.learn")
-    async def learn(stream: faust.StreamT[bytes]) -> None:
+    async def learn_agent(stream: faust.StreamT[bytes]) -> None:
         # take_events (not take) keeps each message's topic/partition/offset for dead letters.
         batches = stream.take_events(w.settings.batch_size, within=w.settings.batch_within_s)  # type: ignore[attr-defined]
         async for events in batches:
             await process(w, events)
 
-    @w.app.timer(15.0, name="tailor.count_customers")
     async def count_customers() -> None:
         metrics.CUSTOMERS.set(len(w.customers))
+
+    w.app.timer(15.0, name="tailor.count_customers")(
+        w.health.guarded("count_customers", count_customers)
+    )

@@ -1,18 +1,24 @@
-"""The question/answer join's clock: unanswered questions become no's.
+"""The question/answer join's clock: unanswered questions become no's; idle customers go.
 
 An impression opens a question in the customer's state; `remember` keeps the `questions`
-table to the customers with open questions and when the first expires; the `close` timer
-learns the no's of customers who never came back (their next event would learn them too).
+table to the customers with open questions and when the first expires. The `close` timer
+sends an `expire` command to each due customer's own partition, so the no's are learned
+by the agent that owns their state, in order with their events (a timer writing the
+state itself would race the agent, and a standby copy must never be written back).
+The `sweep` timer forgets idle anonymous sessions (TAILOR_SESSION_TTL_S) and, if set,
+idle known customers (TAILOR_CUSTOMER_TTL_S) the same way, by a conditional `forget`.
 """
 
 from __future__ import annotations
 
 import time
 
-from engine.wire import metrics
 from engine.worker.app import Worker
+from engine.worker.commands import command
 from models.context import Context
 from models.customer import CustomerModel
+
+SWEEP_EVERY_S = 600.0
 
 
 def remember(w: Worker, customer_id: str, model: CustomerModel, ctx: Context) -> None:
@@ -25,24 +31,33 @@ def remember(w: Worker, customer_id: str, model: CustomerModel, ctx: Context) ->
 
 
 async def close(w: Worker) -> None:
-    """Questions nobody answered within the window are no's."""
+    """Questions nobody answered within the window are no's: ask their owners to learn them."""
     now = time.time()
-    due = [cid for cid, q in list(w.questions.items()) if q and q["due"] <= now]
-    if not due:
+    due = [(cid, q) for cid, q in list(w.questions.items()) if q and q["due"] <= now]
+    for cid, q in due:
+        body = {"customer_id": cid, "context": q["context"], "due": q["due"]}
+        await w.send(command(w, "expire", cid, body))
+
+
+async def sweep(w: Worker) -> None:
+    """Forget customers idle past their time to live (anonymous sessions by default)."""
+    session_ttl, customer_ttl = w.settings.session_ttl_s, w.settings.customer_ttl_s
+    if session_ttl is None and customer_ttl is None:
         return
-    await w.changelogs_known()
-    for cid in due:
-        model = CustomerModel.from_state(w.customers.get(cid))
-        ctx = Context(**w.questions[cid]["context"])
-        for _ in w.learner.expire(model, ctx, now):
-            metrics.ANSWERS.labels("no", "window", w.decider(cid)[0]).inc()
-        w.customers[cid] = model.to_state()
-        remember(w, cid, model, ctx)
+    now = time.time()
+    for cid, state in list(w.customers.items()):
+        ttl = session_ttl if cid.startswith("anon-") else customer_ttl
+        last = (state or {}).get("t")
+        if ttl is None or last is None or now - float(last) <= ttl:
+            continue
+        await w.send(command(w, "forget", cid, {"customer_id": cid, "if_idle_since": last}))
 
 
 def install(w: Worker) -> None:
     interval = max(1.0, min(60.0, w.settings.answer_window_s / 4))
-
-    @w.app.timer(interval, name="tailor.close_questions")
-    async def close_questions() -> None:
-        await close(w)
+    w.app.timer(interval, name="tailor.close_questions")(
+        w.health.guarded("close_questions", lambda: close(w))
+    )
+    w.app.timer(SWEEP_EVERY_S, name="tailor.sweep_idle")(
+        w.health.guarded("sweep_idle", lambda: sweep(w))
+    )

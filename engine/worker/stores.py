@@ -14,14 +14,18 @@ from typing import Any
 
 import faust
 import orjson
+from faust.types import EventT
 
 from engine.wire import metrics
 from engine.wire.events import Rejection, decode_store_context
 from engine.worker.app import Worker
-from engine.worker.dead_letter import dead_letter
+from engine.worker.batch import written_as
+from engine.worker.dead_letter import dead_letter_record
 from models.answer import STRENGTH
 from models.context import Context, daypart_at
 from models.trending import Trending, scopes_for
+
+NO_STORE = "-"  # the key of yes-answers given outside any store (popularity only)
 
 BOARD_REFRESH_S = 30.0
 
@@ -60,13 +64,46 @@ def board_for(w: Worker, store_id: str, state: dict[str, Any] | None, now: float
 
 
 async def publish(w: Worker, store_ids: set[str]) -> None:
-    """Render and write the boards and snapshots of these (locally owned) stores."""
+    """Render and write the boards, snapshots and popularity of these (owned) stores."""
     now = time.time()
     states = {s: w.stores.get(s) or {} for s in store_ids}
-    await w.serving().write(
-        boards={s: board_for(w, s, state, now) for s, state in states.items()},
-        store_states=states,
+    shops = {s: state for s, state in states.items() if s in w.catalog.stores}
+    await w.health.retry(
+        "redis",
+        lambda: w.serving().write(
+            boards={s: board_for(w, s, state, now) for s, state in shops.items()},
+            store_states=shops,
+            popular={s: state["popular"] for s, state in states.items() if state.get("popular")},
+            popular_scopes=[*w.catalog.stores, NO_STORE],
+        ),
     )
+
+
+def learn_answer(w: Worker, state: dict[str, Any], answer: dict[str, Any]) -> bool:
+    """Add one yes-answer to a store's trending and popularity, unless applied already.
+
+    Each answer names its source (partition and offset of tailor.interactions); the store
+    keeps the highest offset applied per source partition, so an answer resent after a
+    crash upstream, or redelivered here, counts once.
+    """
+    source = answer.get("src")
+    marks: dict[str, int] = state.setdefault("applied", {})
+    if source is not None:
+        partition, offset = str(source[0]), int(source[1])
+        if offset <= marks.get(partition, -1):
+            metrics.DUPLICATES.labels("store_answer").inc()
+            return False
+        marks[partition] = offset
+    weight = STRENGTH[answer["type"]]
+    popular: dict[str, float] = state.setdefault("popular", {})
+    popular[answer["offer_id"]] = round(popular.get(answer["offer_id"], 0.0) + weight, 4)
+    store_id = answer["store_id"]
+    if store_id is not None:
+        trending = trending_of(w, state)
+        scopes = scopes_for(store_id, answer["daypart"], answer["weather"])
+        trending.add(answer["offer_id"], weight, answer["ts"], scopes)
+        state["trending"] = trending.to_state()
+    return True
 
 
 def install(w: Worker) -> None:
@@ -75,19 +112,27 @@ def install(w: Worker) -> None:
     @w.app.agent(w.store_answers_topic, name="tailor.trend")
     async def trend(stream: faust.StreamT[bytes]) -> None:
         """Decayed popularity of offers per store, from yes-answers repartitioned by store."""
-        async for batch in stream.take(settings.batch_size, within=settings.batch_within_s):
-            touched: dict[str, Trending] = {}
-            for raw in batch:
-                answer = orjson.loads(raw)  # validated upstream by interactions.learn
-                store_id = answer["store_id"]
-                trending = touched.get(store_id) or trending_of(w, stores.get(store_id))
-                scopes = scopes_for(store_id, answer["daypart"], answer["weather"])
-                trending.add(answer["offer_id"], STRENGTH[answer["type"]], answer["ts"], scopes)
-                touched[store_id] = trending
-            await w.changelogs_known()
-            for store_id, trending in touched.items():
-                stores[store_id] = {**(stores.get(store_id) or {}), "trending": trending.to_state()}
+        batches = stream.take_events(settings.batch_size, within=settings.batch_within_s)  # type: ignore[attr-defined]
+        async for events in batches:
+            touched: dict[str, dict[str, Any]] = {}
+            records: dict[str, EventT[bytes]] = {}
+            refused = []
+            for event in events:
+                try:
+                    answer = orjson.loads(event.value)  # written by interactions.learn
+                    key = answer["store_id"] or NO_STORE
+                    state = touched.get(key) or dict(stores.get(key) or {})
+                    if learn_answer(w, state, answer):
+                        touched[key], records[key] = state, event
+                except Exception as exc:
+                    refused.append(dead_letter_record(w, event, Rejection("bad_answer", repr(exc))))
+            await w.health.retry("kafka", w.changelogs_known)
+            for key, state in touched.items():
+                with written_as(records[key]):
+                    stores[key] = state
             await publish(w, set(touched))
+            for out in refused:
+                await w.send(out)
 
     @w.app.agent(w.store_context_topic, name="tailor.store_context")
     async def context(stream: faust.StreamT[bytes]) -> None:
@@ -95,27 +140,37 @@ def install(w: Worker) -> None:
         batches = stream.take_events(settings.batch_size, within=settings.batch_within_s)  # type: ignore[attr-defined]
         async for events in batches:
             touched: set[str] = set()
+            refused = []
+            await w.health.retry("kafka", w.changelogs_known)
             for event in events:
-                update = decode_store_context(event.value, w.catalog)
+                try:
+                    update = decode_store_context(event.value, w.catalog)
+                except Exception as exc:
+                    update = Rejection("unreadable", repr(exc))
                 if isinstance(update, Rejection):
-                    await dead_letter(w.dead_letter_topic, event, update)
+                    refused.append(dead_letter_record(w, event, update))
                     continue
                 metrics.STORE_CONTEXTS.inc()
-                await w.changelogs_known()
                 state = stores.get(update.store_id) or {}
                 situation = {
                     **situation_of(state),
                     **update.model_dump(exclude_none=True, exclude={"ts", "store_id"}),
                     "ts": update.ts.timestamp(),
                 }
-                stores[update.store_id] = {**state, "context": situation}
+                with written_as(event):
+                    stores[update.store_id] = {**state, "context": situation}
                 touched.add(update.store_id)
             if touched:
                 await publish(w, touched)
+            for out in refused:
+                await w.send(out)
 
-    @w.app.timer(BOARD_REFRESH_S, name="tailor.refresh_boards")
     async def refresh_boards() -> None:
         """Boards follow the clock when a store is quiet: dayparts turn, trending decays."""
-        owned = {s for s in stores.keys() if s in w.catalog.stores}  # noqa: SIM118 - a Faust table
+        owned = {s for s in stores.keys() if s in w.catalog.stores or s == NO_STORE}  # noqa: SIM118 - a Faust table
         if owned:
             await publish(w, owned)
+
+    w.app.timer(BOARD_REFRESH_S, name="tailor.refresh_boards")(
+        w.health.guarded("refresh_boards", refresh_boards)
+    )
