@@ -25,11 +25,6 @@ from models.learner import Learner, LearnerConfig
 from models.offer import Catalog
 from models.policy import PolicyConfig
 
-# JSON state by string key, in the changelog too.
-STATE_SCHEMA: faust.Schema[str, dict] = faust.Schema(  # type: ignore[type-arg]
-    key_type=str, key_serializer="raw", value_serializer="json"
-)
-
 
 @dataclass
 class Worker:
@@ -147,11 +142,18 @@ def build(settings: Settings) -> Worker:
         )
 
     def state_table(name: str, partitions: int) -> Any:
-        """`use_partitioner` puts each changelog record in its key's partition even when a
-        batch spans partitions."""
-        return app.Table(
-            name, default=None, schema=STATE_SCHEMA, partitions=partitions, use_partitioner=True
+        """JSON state by string key. `use_partitioner` puts each changelog record in its
+        key's partition even when a batch spans partitions."""
+        table = app.Table(
+            name, default=None, key_type=str, partitions=partitions, use_partitioner=True
         )
+        # Faust serializes str keys as JSON ('"c-1"'), which the producer's partitioner
+        # hashes to another partition than the record keyed b"c-1": a customer's state
+        # would sit in a changelog partition its owner does not own, and be recovered
+        # stale by whoever takes the partition over. Raw keys keep them co-partitioned.
+        table.key_serializer = "raw"
+        table.changelog_topic = table._new_changelog_topic()
+        return table
 
     worker = Worker(
         settings=settings,
