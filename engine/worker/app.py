@@ -144,7 +144,7 @@ def build(settings: Settings) -> Worker:
     def state_table(name: str, partitions: int) -> Any:
         """JSON state by string key. `use_partitioner` puts each changelog record in its
         key's partition even when a batch spans partitions."""
-        table = app.Table(
+        table: Any = app.Table(
             name, default=None, key_type=str, partitions=partitions, use_partitioner=True
         )
         # Faust serializes str keys as JSON ('"c-1"'), which the producer's partitioner
