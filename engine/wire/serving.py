@@ -40,8 +40,15 @@ class Serving:
         self.board_ttl_s = board_ttl_s
 
     @classmethod
-    def from_url(cls, url: str, offers_ttl_s: int, board_ttl_s: int) -> Serving:
-        return cls(aioredis.from_url(url), offers_ttl_s, board_ttl_s)
+    def from_url(
+        cls, url: str, offers_ttl_s: int, board_ttl_s: int, timeout_s: float = 5.0
+    ) -> Serving:
+        """A client whose every call fails within `timeout_s` when Redis is away or hung,
+        so an outage is seen (and retried, and reported) instead of waited on forever."""
+        client = aioredis.from_url(
+            url, socket_timeout=timeout_s, socket_connect_timeout=min(timeout_s, 2.0)
+        )
+        return cls(client, offers_ttl_s, board_ttl_s)
 
     async def close(self) -> None:
         await self.client.aclose()

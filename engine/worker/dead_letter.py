@@ -5,7 +5,7 @@ Headers follow Kafka Connect's habit of carrying the error beside the untouched 
 `tailor.source` (topic/partition/offset it came from). A payload too large to resend is
 cut to `TAILOR_DEAD_LETTER_MAX_BYTES`, with `tailor.truncated`, `tailor.length` (its
 size) and `tailor.sha256` (its digest) so it can still be found and matched; a key that
-is not text keeps its bytes.
+is not text keeps its bytes, one over 1 KiB is replaced by `tailor.key_sha256`.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from engine.wire.events import Rejection
 from engine.worker.batch import Outgoing
 
 log = logging.getLogger("tailor.dead_letter")
+MAX_KEY_BYTES = 1024
 
 
 def dead_letter_record(w: Any, event: EventT[bytes], rejection: Rejection) -> Outgoing:
@@ -42,6 +43,12 @@ def dead_letter_record(w: Any, event: EventT[bytes], rejection: Rejection) -> Ou
         ]
         value = value[:limit]
     key = msg.key if isinstance(msg.key, bytes) else None
+    if key is not None and len(key) > MAX_KEY_BYTES:  # kept by its digest instead
+        headers += [
+            ("tailor.key_length", str(len(key)).encode()),
+            ("tailor.key_sha256", hashlib.sha256(key).hexdigest().encode()),
+        ]
+        key = None
     metrics.DEAD_LETTERS.labels(rejection.reason).inc()
     log.warning("dead letter from %s: %s: %s", source, rejection.reason, rejection.detail[:300])
     return Outgoing(w.dead_letter_topic, key, value, headers)
