@@ -1,18 +1,31 @@
 """The API's contract where no server is needed: auth, CORS, size limits, OpenAPI.
 
-The app is built but its lifespan (Kafka producer) never runs: every check here happens
-before a handler would produce anything. The end-to-end tests cover the rest.
+The app is built but its lifespan (Kafka producer) mostly never runs, and its Kafka and
+Redis are unreachable ports: every check here happens before a handler would produce
+anything, or is about what the API answers when its servers are away (503 JSON, quickly).
+tests/test_api_faults.py stops and restarts real servers under a running API.
 """
 
 from __future__ import annotations
 
+import contextlib
+import logging
+import socket
+import threading
+import time
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from urllib.parse import unquote
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 
 from config.settings import Settings, SettingsError
 from engine.api.app import create_app
+from engine.api.producer import RECONNECT_PAUSE_S, Producer
+from engine.wire.events import ID_RULE, id_problem
+from engine.wire.serving import Serving
 
 KEY = "test-key-123"
 
@@ -130,3 +143,232 @@ def test_an_oversized_unauthenticated_body_is_refused_before_it_is_read(client: 
 
     assert client.post("/v1/events", content=chunks()).status_code == 401
     assert client.post("/v1/stores/s-1/context", content=chunks()).status_code == 413
+
+
+# ---- hostile ids, clocks and servers: the API's answers ------------------------------------
+
+AUTH = {"Authorization": f"Bearer {KEY}"}
+
+
+def event(**changes: object) -> dict[str, object]:
+    now = datetime.now(UTC).isoformat()
+    return {"event_id": "e-1", "type": "click", "customer_id": "c-1", "offer_id": "fries",
+            "ts": now, **changes}  # fmt: skip
+
+
+def assert_json_error(r: httpx.Response, status: int, *says: str) -> str:
+    assert r.status_code == status, r.text
+    assert r.headers["content-type"].startswith("application/json"), r.headers
+    message = r.json()["error"]
+    assert isinstance(message, str)
+    for text in says:
+        assert text in message, message
+    return message
+
+
+BAD_PATH_IDS = {
+    "space": "a%20b",
+    "nul": "a%00b",
+    "tab": "a%09b",
+    "129 chars": "x" * 129,
+    "dot dot": "%2E%2E",
+    "zero width space": "a%E2%80%8Bb",
+}
+
+
+@pytest.mark.parametrize("raw", BAD_PATH_IDS.values(), ids=BAD_PATH_IDS.keys())
+@pytest.mark.parametrize(
+    ("method", "template", "name"),
+    [
+        ("GET", "/v1/customers/{}/offers", "customer_id"),
+        ("DELETE", "/v1/customers/{}", "customer_id"),
+        ("GET", "/v1/stores/{}/board", "store_id"),
+        ("POST", "/v1/stores/{}/context", "store_id"),
+        ("GET", "/board/{}", "store_id"),
+        ("GET", "/v1/customers/c-1/offers?store_id={}", "store_id"),
+    ],
+)
+def test_malformed_path_ids_are_400_saying_what_is_allowed_and_what_came(
+    client: TestClient, method: str, template: str, name: str, raw: str
+) -> None:
+    r = client.request(method, template.format(raw), json={}, headers=AUTH)
+    message = assert_json_error(r, 400, name, ID_RULE, "(got ")
+    problem = id_problem(unquote(raw))
+    assert problem is not None and problem in message
+
+
+def test_a_slash_in_a_path_id_cannot_reach_a_route(client: TestClient) -> None:
+    # %2F decodes to '/', which splits the segment: no route matches, and no body holds such
+    # an id (the grammar refuses '/'), so every accepted id stays addressable.
+    assert_json_error(client.get("/v1/customers/a%2Fb/offers"), 404)
+
+
+def test_the_board_page_refuses_a_malformed_store_id_as_escaped_html(client: TestClient) -> None:
+    r = client.get("/board/<img src=x onerror=alert(1)>", headers={"accept": "text/html"})
+    assert r.status_code == 400 and r.headers["content-type"].startswith("text/html")
+    assert "&lt;img src=x onerror=alert(1)&gt;" in r.text and "<img" not in r.text
+    assert_json_error(client.get("/board/s-9"), 404, "no store 's-9'")
+
+
+@pytest.mark.parametrize(
+    "ts",
+    [
+        "9999-12-31T23:59:59Z",
+        "9999-12-31",
+        "0001-01-01T00:00:00Z",
+        "9999-12-31T23:59:59-23:59",
+        "2000-01-01T00:00:00Z",
+        1e300,
+    ],
+)
+def test_events_from_a_clock_gone_wrong_are_400_never_500(client: TestClient, ts: object) -> None:
+    r = client.post("/v1/events", json=[event(), event(ts=ts)], headers=AUTH)
+    assert_json_error(r, 400, "event 1: ts: ")
+
+
+def test_an_event_from_the_far_future_names_the_window_and_its_settings(
+    client: TestClient,
+) -> None:
+    ahead = (datetime.now(UTC) + timedelta(seconds=400)).isoformat()
+    r = client.post("/v1/events", json=event(ts=ahead), headers=AUTH)
+    assert_json_error(r, 400, "ts: ", "after it arrived", "TAILOR_MAX_FUTURE_SKEW_S=300")
+    old = (datetime.now(UTC) - timedelta(days=31)).isoformat()
+    r = client.post("/v1/events", json=event(ts=old), headers=AUTH)
+    assert_json_error(r, 400, "before it arrived", "TAILOR_MAX_EVENT_AGE_S=2592000")
+
+
+@pytest.mark.parametrize("field", ["event_id", "customer_id", "offer_id", "store_id"])
+def test_body_ids_follow_the_same_grammar(client: TestClient, field: str) -> None:
+    for bad in ("a/b", "a\x00b", "a b", "x" * 129):
+        r = client.post("/v1/events", json=event(**{field: bad}), headers=AUTH)
+        assert_json_error(r, 400, f"{field}: ", ID_RULE)
+
+
+def test_writes_answer_503_at_once_when_kafka_is_unreachable(client: TestClient) -> None:
+    writes = [
+        ("POST", "/v1/events", [event(), event(event_id="e-2")], "same event_id is safe"),
+        ("POST", "/v1/stores/s-1/context", {"queue_length": 3}, "again is safe"),
+        ("DELETE", "/v1/customers/c-1", None, "again is safe"),
+    ]
+    for method, path, body, retry in writes:
+        started = time.monotonic()
+        r = client.request(method, path, json=body, headers=AUTH)
+        took = time.monotonic() - started
+        assert_json_error(r, 503, "kafka unavailable: ", "127.0.0.1:1", retry)
+        assert r.headers["Retry-After"].isdigit()
+        assert took < 10, f"{method} {path} took {took:.1f} s"
+
+
+@pytest.fixture
+def silent_server() -> Iterator[str]:
+    """A server that accepts connections and never answers (a hung Kafka or Redis)."""
+    server = socket.create_server(("127.0.0.1", 0))
+    held: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        server.settimeout(0.1)
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                held.append(server.accept()[0])
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    try:
+        yield f"127.0.0.1:{server.getsockname()[1]}"
+    finally:
+        stop.set()
+        thread.join()
+        for conn in held:
+            conn.close()
+        server.close()
+
+
+def test_a_hung_kafka_costs_a_write_the_produce_timeout_not_the_producers(
+    silent_server: str,
+) -> None:
+    settings = Settings(kafka_bootstrap=silent_server, redis_url="redis://127.0.0.1:1/0",
+                        produce_timeout_s=0.5)  # fmt: skip
+    with TestClient(create_app(settings), raise_server_exceptions=False) as client:
+        time.sleep(RECONNECT_PAUSE_S)  # past the pause after the failed start: a new attempt
+        started = time.monotonic()
+        r = client.post("/v1/events", json=event())
+        took = time.monotonic() - started
+        assert_json_error(r, 503, "kafka unavailable: ", "TAILOR_PRODUCE_TIMEOUT_S")
+        print(f"hung kafka: POST /v1/events answered {r.status_code} in {took:.2f} s")
+        assert took < 5, f"took {took:.1f} s: aiokafka's own timeouts are 10 to 40 s"
+        started = time.monotonic()
+        health = client.get("/healthz")
+        assert time.monotonic() - started < 5
+    assert health.status_code == 503
+    assert health.json() == {"status": "degraded", "redis": False, "kafka": False}
+
+
+def test_healthz_says_which_server_is_missing(client: TestClient) -> None:
+    r = client.get("/healthz")
+    assert r.status_code == 503
+    assert r.json() == {"status": "degraded", "redis": False, "kafka": False}
+
+
+@pytest.mark.parametrize(("redis_ok", "kafka_ok"), [(True, True), (True, False), (False, True)])
+def test_healthz_is_200_only_when_both_answer(
+    monkeypatch: pytest.MonkeyPatch, redis_ok: bool, kafka_ok: bool
+) -> None:
+    async def ping(_: object) -> bool:
+        return redis_ok
+
+    async def probe(_: object, within_s: float) -> bool:
+        return kafka_ok
+
+    monkeypatch.setattr(Serving, "ping", ping)
+    monkeypatch.setattr(Producer, "probe", probe)
+    client = TestClient(create_app(Settings()), raise_server_exceptions=False)
+    r = client.get("/healthz")
+    ok = redis_ok and kafka_ok
+    assert r.status_code == (200 if ok else 503)
+    status = "ok" if ok else "degraded"
+    assert r.json() == {"status": status, "redis": redis_ok, "kafka": kafka_ok}
+
+
+@pytest.mark.parametrize(
+    "path", ["/v1/customers/c-1/offers", "/v1/customers/c-1/offers?store_id=s-1",
+             "/v1/stores/s-1/board"],
+)  # fmt: skip
+def test_reads_answer_503_json_when_redis_is_unreachable(client: TestClient, path: str) -> None:
+    started = time.monotonic()
+    r = client.get(path)
+    assert_json_error(r, 503, "redis unavailable: ")
+    assert r.headers["Retry-After"].isdigit()
+    assert time.monotonic() - started < 10
+
+
+def test_an_unexpected_exception_is_a_json_500_with_a_request_id(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def broken(_: object, store_id: str) -> None:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(Serving, "board", broken)
+    with caplog.at_level(logging.ERROR, logger="tailor.api"):
+        r = client.get("/v1/stores/s-1/board")
+    assert_json_error(r, 500, "internal error")
+    request_id = r.json()["request_id"]
+    assert "a bug" not in r.text  # no internals to the client
+    logged = [rec for rec in caplog.records if request_id in rec.getMessage()]
+    assert logged and logged[0].exc_info is not None  # the traceback is in the log
+
+
+def test_routing_errors_are_json_too(client: TestClient) -> None:
+    assert_json_error(client.get("/v1/nothing-here"), 404)
+    assert_json_error(client.put("/v1/events", json={}), 405)
+
+
+def test_a_hung_redis_costs_a_read_its_socket_timeout(silent_server: str) -> None:
+    settings = Settings(kafka_bootstrap="127.0.0.1:1", redis_url=f"redis://{silent_server}/0")
+    client = TestClient(create_app(settings), raise_server_exceptions=False)
+    started = time.monotonic()
+    r = client.get("/v1/customers/c-1/offers")
+    took = time.monotonic() - started
+    print(f"hung redis: GET offers answered {r.status_code} in {took:.2f} s")
+    assert_json_error(r, 503, "redis unavailable: ", "Timeout")
+    assert took < 5, f"took {took:.1f} s: redis-py retries 3 times with backoff by default"

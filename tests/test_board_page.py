@@ -117,7 +117,7 @@ async def test_unknown_stores_and_assets_are_404_and_bad_parameters_refused(
     assert r.status_code == 404
     assert "no store 's-9'" in r.json()["error"]
     r = await client.get("/board/<img src=x onerror=alert(1)>", headers={"accept": "text/html"})
-    assert r.status_code == 404 and r.headers["content-type"].startswith("text/html")
+    assert r.status_code == 400 and r.headers["content-type"].startswith("text/html")
     assert "&lt;img src=x onerror=alert(1)&gt;" in r.text and "<img" not in r.text
     assert (await client.get("/board/assets/secrets.py")).status_code == 404
     assert (await client.get("/board/s-1", params={"every": 0.1})).status_code == 422

@@ -2,8 +2,10 @@
 
 Reads decisions from Redis and produces events, store context and commands to Kafka; no
 model work. `app` builds the FastAPI app from settings (`create_app`), `auth` checks
-write keys, `gatekeeper` limits bodies and records request metrics, `board_page` serves
-the drive-thru menu board page and its `static/` assets.
+write keys, `gatekeeper` limits bodies, answers a bug with a JSON 500 and records request
+metrics, `errors` makes every other error JSON (503 when Redis or Kafka is away),
+`producer` bounds every write to Kafka, `health` probes both servers for /healthz, and
+`board_page` serves the drive-thru menu board page and its `static/` assets.
 
 May import `config`, `models` and `engine.wire`; never `engine.worker`, `engine.sim`,
 `engine.dev` or `engine.replay`.

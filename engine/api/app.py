@@ -1,11 +1,14 @@
 """The HTTP API: reads decisions from Redis, produces events to Kafka. No model work here.
 
-Stateless, so any number of replicas can serve behind a load balancer.
+Stateless, so any number of replicas can serve behind a load balancer. Never hangs on a
+server: a write Kafka has not acknowledged within `produce_timeout_s` is a 503, a read Redis
+does not answer within about a second is a 503, both JSON with `Retry-After`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -13,33 +16,44 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import orjson
-from aiokafka import AIOKafkaProducer
-from fastapi import Depends, FastAPI, HTTPException, Query, Request, Response
-from fastapi.exceptions import RequestValidationError
+import redis.asyncio as aioredis
+from fastapi import Depends, FastAPI, HTTPException, Path, Query, Request, Response
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import ValidationError
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from config.catalog import load_catalog
 from config.settings import Settings
-from engine.api import board_page
+from engine.api import board_page, errors
 from engine.api.auth import writer_check
-from engine.api.gatekeeper import Gatekeeper, error
+from engine.api.gatekeeper import Gatekeeper
+from engine.api.health import PROBE_TIMEOUT_S, CachedProbe
+from engine.api.producer import KafkaUnavailable, Producer, Record
 from engine.wire import metrics
 from engine.wire.events import (
+    ID_RULE,
     Interaction,
     Situation,
     StoreContext,
     check_known,
     check_store_context,
+    check_time,
     explain,
+    id_problem,
 )
 from engine.wire.serving import Serving
-from engine.wire.topics import COMMAND_HEADER, INTERACTIONS, STORE_CONTEXT, ensure_topics
+from engine.wire.topics import COMMAND_HEADER, INTERACTIONS, STORE_CONTEXT
 from models.offer import Catalog
 
 MAX_EVENTS_PER_REQUEST = 1000
+# Every Redis call of a request is bounded by these socket timeouts, so a Redis that is
+# down or hung costs a read about a second, then a 503; one retry on a broken connection
+# (a pooled socket Redis closed on a restart), none on a timeout.
+REDIS_TIMEOUT_S = 1.0
 # The body of POST /v1/events is parsed by hand (one event or a list, with clean errors),
 # so its schema is given to OpenAPI here; Situation is a component via the context route.
 EVENT_SCHEMA = Interaction.model_json_schema(ref_template="#/components/schemas/{model}")
@@ -52,8 +66,16 @@ def _json(body: dict[str, Any]) -> Response:
     return Response(orjson.dumps(body), media_type="application/json")
 
 
-def parse_events(body: bytes, catalog: Catalog) -> list[Interaction]:
-    """Validate a request body of one event or a list; HTTP 400/413 says which and why."""
+def parse_events(
+    body: bytes,
+    catalog: Catalog,
+    arrival_s: float | None = None,
+    max_future_s: float = float("inf"),
+    max_age_s: float = float("inf"),
+) -> list[Interaction]:
+    """Validate a request body of one event or a list; HTTP 400/413 says which and why.
+    With `arrival_s` (the API's clock), each `ts` must also lie in the window `check_time`
+    allows."""
     try:
         data = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
@@ -73,28 +95,55 @@ def parse_events(body: bytes, catalog: Catalog) -> list[Interaction]:
         except ValidationError as exc:
             metrics.API_EVENTS.labels("refused").inc()
             raise HTTPException(400, where + explain(exc).detail) from None
-        if rejection := check_known(event, catalog):
+        rejection = check_known(event, catalog)
+        if rejection is None and arrival_s is not None:
+            rejection = check_time(event, arrival_s, max_future_s, max_age_s)
+        if rejection is not None:
             metrics.API_EVENTS.labels("refused").inc()
             raise HTTPException(400, where + rejection.detail)
         events.append(event)
     return events
 
 
+def path_id(name: str, value: str) -> str:
+    """A path parameter holds an id of the one grammar every id has, or it is a 400."""
+    if problem := id_problem(value):
+        raise HTTPException(400, f"{name} {problem}; {ID_RULE} (got {value!r:.60})")
+    return value
+
+
+def customer_path(customer_id: Annotated[str, Path(description=ID_RULE)]) -> str:
+    return path_id("customer_id", customer_id)
+
+
+def store_path(store_id: Annotated[str, Path(description=ID_RULE)]) -> str:
+    return path_id("store_id", store_id)
+
+
+def redis_client(url: str) -> aioredis.Redis:
+    return aioredis.from_url(
+        url,
+        socket_timeout=REDIS_TIMEOUT_S,
+        socket_connect_timeout=REDIS_TIMEOUT_S,
+        retry=Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,)),
+    )
+
+
 def create_app(settings: Settings) -> FastAPI:
     may_write = writer_check(settings)
     catalog = load_catalog(settings.catalog)
-    serving = Serving.from_url(settings.redis, settings.offers_ttl_s, settings.board_ttl_s)
-    kafka: dict[str, AIOKafkaProducer] = {}
+    serving = Serving(redis_client(settings.redis), settings.offers_ttl_s, settings.board_ttl_s)
+    producer = Producer(settings)
+    redis_probe = CachedProbe(serving.ping)
+    kafka_probe = CachedProbe(lambda: producer.probe(PROBE_TIMEOUT_S))
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        await ensure_topics(settings)
-        kafka["producer"] = AIOKafkaProducer(bootstrap_servers=settings.kafka, linger_ms=2)
-        await kafka["producer"].start()
+        await producer.start()
         try:
             yield
         finally:
-            await kafka["producer"].stop()
+            await producer.stop()
             await serving.close()
 
     api = FastAPI(
@@ -113,20 +162,7 @@ def create_app(settings: Settings) -> FastAPI:
         )
 
     api.add_middleware(Gatekeeper, max_body_bytes=settings.max_body_bytes)
-
-    @api.exception_handler(RequestValidationError)
-    async def bad_request(_: Request, exc: RequestValidationError) -> JSONResponse:
-        details = [
-            f"{'.'.join(str(p) for p in e['loc'][1:]) or e['loc'][0]}: {e['msg']}"
-            for e in exc.errors()
-        ]
-        return error(400, "invalid request: " + "; ".join(details), details=details)
-
-    @api.exception_handler(HTTPException)
-    async def httperror(_: Request, exc: HTTPException) -> JSONResponse:
-        response = error(exc.status_code, str(exc.detail))
-        response.headers.update(exc.headers or {})
-        return response
+    errors.install(api)
 
     def known_store(store_id: str) -> None:
         if store_id not in catalog.stores:
@@ -134,12 +170,12 @@ def create_app(settings: Settings) -> FastAPI:
 
     @api.get("/healthz", tags=["operations"])
     async def healthz() -> JSONResponse:
-        try:
-            redis_ok = await asyncio.wait_for(serving.ping(), 1.0)
-        except Exception:
-            redis_ok = False
-        status = 200 if redis_ok else 503
-        return JSONResponse({"status": "ok" if redis_ok else "degraded", "redis": redis_ok}, status)
+        """200 `{"status": "ok", "redis": true, "kafka": true}` when both answer a real round
+        trip within about a second; else 503, "degraded", naming which does not."""
+        redis_ok, kafka_ok = await asyncio.gather(redis_probe.check(), kafka_probe.check())
+        ok = redis_ok and kafka_ok
+        body = {"status": "ok" if ok else "degraded", "redis": redis_ok, "kafka": kafka_ok}
+        return JSONResponse(body, 200 if ok else 503)
 
     @api.get("/metrics", tags=["operations"])
     async def prometheus() -> Response:
@@ -154,7 +190,7 @@ def create_app(settings: Settings) -> FastAPI:
         return {"offers": [o.as_json() for o in catalog.offers.values()]}
 
     @api.get("/v1/stores/{store_id}/board", tags=["signage"])
-    async def store_board(store_id: str) -> Response:
+    async def store_board(store_id: Annotated[str, Depends(store_path)]) -> Response:
         known_store(store_id)
         board = await serving.board(store_id)
         if board is None:
@@ -163,14 +199,14 @@ def create_app(settings: Settings) -> FastAPI:
 
     @api.get("/v1/customers/{customer_id}/offers", tags=["personalization"])
     async def customer_offers(
-        customer_id: str,
+        customer_id: Annotated[str, Depends(customer_path)],
         store_id: str | None = None,
         channel: str | None = None,
         k: Annotated[int, Query(ge=1, le=50)] = settings.offers_per_decision,
     ) -> Response:
         """The customer's own decision, else the store's board, else the global favourites."""
         if store_id is not None:
-            known_store(store_id)
+            known_store(path_id("store_id", store_id))
         decision = await serving.customer_offers(customer_id)
         source = "customer"
         if decision is None and store_id is not None:
@@ -223,16 +259,26 @@ def create_app(settings: Settings) -> FastAPI:
             raise HTTPException(
                 413, f"body of {len(body)} bytes; at most {settings.max_body_bytes}"
             )
-        events = parse_events(body, catalog)
-        sends = [
-            await kafka["producer"].send(
+        events = parse_events(
+            body, catalog, time.time(), settings.max_future_skew_s, settings.max_event_age_s
+        )
+        records = [
+            Record(
                 INTERACTIONS,
                 event.model_dump_json(exclude_none=True).encode(),
-                key=event.customer_id.encode(),
+                event.customer_id.encode(),
             )
             for event in events
         ]
-        await asyncio.gather(*sends)
+        try:
+            await producer.send(records)
+        except KafkaUnavailable as exc:
+            metrics.API_EVENTS.labels("unavailable").inc(len(events))
+            raise errors.kafka_unavailable(
+                exc,
+                "the events may still reach it, and sending them again with the same "
+                "event_id is safe: the worker drops duplicates",
+            ) from None
         metrics.API_EVENTS.labels("accepted").inc(len(events))
         return {"accepted": len(events), "event_ids": [e.event_id for e in events]}
 
@@ -242,14 +288,20 @@ def create_app(settings: Settings) -> FastAPI:
         tags=["signage"],
         dependencies=[Depends(may_write)],
     )
-    async def post_context(store_id: str, situation: Situation) -> dict[str, Any]:
+    async def post_context(
+        store_id: Annotated[str, Depends(store_path)], situation: Situation
+    ) -> dict[str, Any]:
         known_store(store_id)
         update = StoreContext(store_id=store_id, ts=datetime.now(UTC), **situation.model_dump())
         if rejection := check_store_context(update, catalog):
             raise HTTPException(400, rejection.detail)
-        await kafka["producer"].send_and_wait(
-            STORE_CONTEXT, orjson.dumps(update.model_dump(mode="json")), key=store_id.encode()
-        )
+        value = orjson.dumps(update.model_dump(mode="json"))
+        try:
+            await producer.send([Record(STORE_CONTEXT, value, store_id.encode())])
+        except KafkaUnavailable as exc:
+            raise errors.kafka_unavailable(
+                exc, "sending the update again is safe: the latest update wins"
+            ) from None
         return {"accepted": 1, "store_id": store_id}
 
     @api.delete(
@@ -258,17 +310,25 @@ def create_app(settings: Settings) -> FastAPI:
         tags=["operations"],
         dependencies=[Depends(may_write)],
     )
-    async def forget_customer(customer_id: str) -> dict[str, Any]:
+    async def forget_customer(
+        customer_id: Annotated[str, Depends(customer_path)],
+    ) -> dict[str, Any]:
         """Forget a customer everywhere: their offers in Redis now; their model and open
         questions in the worker, through a command on their own partition of
         tailor.interactions (so it follows every event they sent before)."""
         request_id = "f-" + uuid.uuid4().hex
-        await kafka["producer"].send_and_wait(
+        command = Record(
             INTERACTIONS,
             orjson.dumps({"customer_id": customer_id, "request_id": request_id}),
-            key=customer_id.encode(),
-            headers=[(COMMAND_HEADER, b"forget")],
+            customer_id.encode(),
+            ((COMMAND_HEADER, b"forget"),),
         )
+        try:
+            await producer.send([command])
+        except KafkaUnavailable as exc:
+            raise errors.kafka_unavailable(
+                exc, "nothing was forgotten for sure yet; sending the DELETE again is safe"
+            ) from None
         await serving.forget([customer_id])
         metrics.FORGET_REQUESTS.inc()
         return {

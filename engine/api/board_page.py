@@ -19,6 +19,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 
 from config.catalog import load_catalog
+from engine.wire.events import ID_RULE, id_problem
 from models.context import COLD_AT_C, HOT_AT_C, PEAK_QUEUE
 from models.offer import Catalog
 
@@ -52,15 +53,16 @@ def catalog_of(request: Request) -> Catalog:
     return catalog if isinstance(catalog, Catalog) else _default_catalog()
 
 
-def _not_found(request: Request, message: str) -> Response:
-    """404 as a small HTML page for a browser, else as the API's JSON error."""
+def _refused(request: Request, message: str, status: int = 404) -> Response:
+    """An error as a small HTML page for a browser, else as the API's JSON error."""
     if "text/html" in request.headers.get("accept", ""):
+        title = "Not found" if status == 404 else "Bad request"
         page = (
-            '<!doctype html><html lang="en"><meta charset="utf-8"><title>Not found</title>'
-            f"<body><h1>Not found</h1><p>{html.escape(message)}</p></body></html>"
+            f'<!doctype html><html lang="en"><meta charset="utf-8"><title>{title}</title>'
+            f"<body><h1>{title}</h1><p>{html.escape(message)}</p></body></html>"
         )
-        return HTMLResponse(page, 404, headers={"Content-Security-Policy": CSP})
-    return JSONResponse({"error": message}, 404)
+        return HTMLResponse(page, status, headers={"Content-Security-Policy": CSP})
+    return JSONResponse({"error": message}, status)
 
 
 @router.get("/board/{store_id}", response_class=HTMLResponse, summary="Menu board page")
@@ -72,10 +74,12 @@ async def board_page(
     currency: Annotated[str, Query(pattern=r"^[A-Z]{3}$", description="ISO 4217")] = "USD",
 ) -> Response:
     """An HTML menu board for a store's drive-thru screen; it refreshes itself."""
+    if problem := id_problem(store_id):
+        return _refused(request, f"store_id {problem}; {ID_RULE} (got {store_id!r:.60})", 400)
     catalog = catalog_of(request)
     store = catalog.stores.get(store_id)
     if store is None:
-        return _not_found(request, f"no store {store_id!r}; known: {sorted(catalog.stores)}")
+        return _refused(request, f"no store {store_id!r}; known: {sorted(catalog.stores)}")
     values = {
         "store_id": store.store_id,
         "store_name": store.name,
@@ -98,5 +102,5 @@ async def board_page(
 async def board_asset(request: Request, name: str) -> Response:
     """The page's stylesheet and script, from the package."""
     if name not in ASSETS:
-        return _not_found(request, f"no board asset {name!r}")
+        return _refused(request, f"no board asset {name!r}")
     return Response(_asset(name), media_type=ASSETS[name], headers={"Cache-Control": "no-cache"})

@@ -22,7 +22,7 @@ import os
 import signal
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import httpx
 
@@ -46,10 +46,32 @@ DEFAULT_API = "http://127.0.0.1:8080"
 PROGRESS_EVERY_S = 5.0
 
 
-def default_start(now: datetime | None = None) -> datetime:
-    """Today 06:00 UTC: the demo opens with breakfast."""
-    now = now or datetime.now(UTC)
-    return now.astimezone(UTC).replace(hour=6, minute=0, second=0, microsecond=0)
+# Simulated hours covered by a run with no duration, at speed > 1 (real hours x speed).
+_OPEN_ENDED_REAL_S = 6 * 3600.0
+
+
+def default_start(
+    now: datetime | None = None, speed: float = 1.0, duration: float | None = None
+) -> datetime:
+    """06:00 UTC, breakfast, on a day early enough that the simulated clock (running
+    `speed` times real time for `duration` seconds) stays behind the real one: Tailor
+    refuses events stamped in the future (TAILOR_MAX_FUTURE_SKEW_S).
+
+    >>> noon = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
+    >>> default_start(noon).isoformat()
+    '2026-11-22T06:00:00+00:00'
+    >>> default_start(noon, speed=60, duration=300).isoformat()  # 5 simulated hours
+    '2026-11-22T06:00:00+00:00'
+    >>> default_start(noon, speed=60, duration=600).isoformat()  # 10: would pass noon
+    '2026-11-21T06:00:00+00:00'
+    >>> default_start(noon, speed=60, duration=3600).isoformat()  # 60 simulated hours
+    '2026-11-19T06:00:00+00:00'
+    """
+    now = (now or datetime.now(UTC)).astimezone(UTC)
+    ahead = max(0.0, speed - 1.0) * (duration or _OPEN_ENDED_REAL_S)
+    latest = now - timedelta(seconds=ahead)  # the simulated clock must end by now
+    start = latest.replace(hour=6, minute=0, second=0, microsecond=0)
+    return start if start <= latest else start - timedelta(days=1)
 
 
 async def simulate(
@@ -70,7 +92,8 @@ async def simulate(
     """Send simulated traffic to the API at `rate` visits per second.
 
     Runs for `duration` real seconds (None or 0: until cancelled or `stop` is set); the
-    simulated clock starts at `start` (default today 06:00 UTC) and runs `speed` times
+    simulated clock starts at `start` (default: 06:00 UTC on a day early enough that it
+    ends before now) and runs `speed` times
     faster than real time. Transient HTTP errors are counted and briefly backed off from.
     On cancellation the visits in flight are cancelled and CancelledError propagates.
     `transport` replaces the network (tests pass an `httpx.MockTransport`).
@@ -95,7 +118,11 @@ async def simulate(
                 say(f"simulate | no API at {api}: gave up")
                 return summary
             world = World(
-                catalog, start=start or default_start(), seed=seed, customers=customers, speed=speed
+                catalog,
+                start=start or default_start(speed=speed, duration=duration),
+                seed=seed,
+                customers=customers,
+                speed=speed,
             )
             summary.sim_time = world.clock.now
             say(

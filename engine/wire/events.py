@@ -6,19 +6,105 @@ same models, so a bad event is refused with the same words wherever it enters.
 
 from __future__ import annotations
 
+import math
+import unicodedata
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+)
+from pydantic_core import PydanticCustomError
 
 from models.answer import EventType
 from models.offer import Catalog
 
-Id = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[^\s]+$")]
+ID_MAX_CHARS = 128
+ID_RULE = (
+    f"an id is 1 to {ID_MAX_CHARS} printable characters: no whitespace, no control or "
+    "invisible formatting characters, no '/', and not '.' or '..'"
+)
+SESSION_PREFIX = "anon-"
+
+
+def id_problem(value: str) -> str | None:
+    """What keeps `value` from being an id, or None when it is one.
+
+    One grammar for every id (customer, store, offer, event, decision, session, stock_out),
+    in a body and in a path, so every id the API accepts can be read and deleted again
+    through a path parameter and printed in a log as it is.
+
+    >>> id_problem("c-1042") is None
+    True
+    >>> id_problem("a/b")
+    "has '/' at position 1"
+    >>> id_problem("nul\\x00")
+    'has a control character U+0000 at position 3'
+    """
+    if (
+        0 < len(value) <= ID_MAX_CHARS
+        and value.isprintable()  # no control, format, separator (but ' ') or unassigned
+        and " " not in value
+        and "/" not in value
+        and value not in (".", "..")
+    ):
+        return None
+    if not value:
+        return "is empty"
+    if len(value) > ID_MAX_CHARS:
+        return f"has {len(value)} characters"
+    if value in (".", ".."):
+        return f"is {value!r}, a path segment of its own"
+    for i, ch in enumerate(value):
+        if ch == "/":
+            return f"has '/' at position {i}"
+        if ch.isspace():
+            return f"has whitespace U+{ord(ch):04X} at position {i}"
+        if not ch.isprintable():
+            kind = "a control" if unicodedata.category(ch) == "Cc" else "an unprintable"
+            return f"has {kind} character U+{ord(ch):04X} at position {i}"
+    return "is not an id"  # pragma: no cover - every refusal above names its reason
+
+
+def _valid_id(value: str) -> str:
+    if problem := id_problem(value):
+        raise PydanticCustomError(
+            "bad_id", "{problem}; {rule}", {"problem": problem, "rule": ID_RULE}
+        )
+    return value
+
+
+def _valid_session_id(value: str) -> str:
+    _valid_id(value)
+    if not value.startswith(SESSION_PREFIX) or len(value) == len(SESSION_PREFIX):
+        raise PydanticCustomError(
+            "bad_id",
+            "a session id is anonymous: '{prefix}' and more, never a known customer's id",
+            {"prefix": SESSION_PREFIX},
+        )
+    return value
+
+
+_ID_SCHEMA = {"minLength": 1, "maxLength": ID_MAX_CHARS, "pattern": r"^[^\s/\x00-\x1f\x7f-\x9f]+$"}
+Id = Annotated[
+    str, AfterValidator(_valid_id), Field(description=ID_RULE, json_schema_extra=_ID_SCHEMA)
+]
 # Anonymous sessions live in their own namespace, so an event can never name a known
 # customer as "its session" and take that customer's model over.
-SessionId = Annotated[str, Field(min_length=6, max_length=128, pattern=r"^anon-[^\s]+$")]
+SessionId = Annotated[
+    str,
+    AfterValidator(_valid_session_id),
+    Field(
+        description=f"'{SESSION_PREFIX}' and more; " + ID_RULE,
+        json_schema_extra={**_ID_SCHEMA, "pattern": r"^anon-[^\s/\x00-\x1f\x7f-\x9f]+$"},
+    ),
+]
 # A closed set: each weather is a trending scope, and free text would grow them unbounded.
 Weather = Literal[
     "clear", "sunny", "cloudy", "fog", "windy", "rain", "storm", "snow", "sleet",
@@ -40,7 +126,16 @@ class Situation(BaseModel):
 
 
 def _utc(ts: datetime) -> datetime:
-    return ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts
+    """In UTC (a naive time is taken as UTC). Refuses, as a validation error rather than a
+    crash later, a time whose offset carries it past the years 1 to 9999 in UTC."""
+    if ts.tzinfo is None:
+        return ts.replace(tzinfo=UTC)
+    try:
+        return ts.astimezone(UTC)
+    except (OverflowError, ValueError):
+        raise PydanticCustomError(
+            "datetime_range", "{ts} is outside the years 1 to 9999 in UTC", {"ts": ts.isoformat()}
+        ) from None
 
 
 class Interaction(BaseModel):
@@ -103,6 +198,43 @@ def explain(exc: ValidationError) -> Rejection:
         for e in errors
     )
     return Rejection(reason, detail)
+
+
+def _when(seconds: float) -> str:
+    """An epoch time as ISO 8601 UTC, whatever the number (a record's timestamp may be junk)."""
+    if not math.isfinite(seconds):
+        return "the end of time" if seconds > 0 else "the beginning of time"
+    try:
+        return datetime.fromtimestamp(seconds, UTC).isoformat(timespec="seconds")
+    except (OverflowError, ValueError, OSError):
+        return f"{_seconds(seconds)} s after the epoch"
+
+
+def _seconds(seconds: float) -> str:
+    """300, 0.5, 2592000, 2.5e+20: readable for any count of seconds."""
+    return f"{seconds:.3f}".rstrip("0").rstrip(".") if abs(seconds) < 1e15 else f"{seconds:.3g}"
+
+
+def check_time(
+    event: Interaction, arrival_s: float, max_future_s: float, max_age_s: float
+) -> Rejection | None:
+    """Refuse a clock gone wrong: `ts` later than `arrival_s + max_future_s` or earlier than
+    `arrival_s - max_age_s` (epoch seconds: the API's clock, or the worker's Kafka record
+    timestamp). Either edge itself is accepted. Pure: the caller gives the clock."""
+    ts = event.ts.timestamp()
+    if ts > arrival_s + max_future_s:
+        how = f"{_seconds(ts - arrival_s)} s after it arrived"
+    elif ts < arrival_s - max_age_s:
+        how = f"{_seconds(arrival_s - ts)} s before it arrived"
+    else:
+        return None
+    return Rejection(
+        "bad_timestamp",
+        f"ts: {event.ts.isoformat()} is {how} at {_when(arrival_s)}; accepted from "
+        f"{_when(arrival_s - max_age_s)} (TAILOR_MAX_EVENT_AGE_S={_seconds(max_age_s)} s before "
+        f"arrival) to {_when(arrival_s + max_future_s)} (TAILOR_MAX_FUTURE_SKEW_S="
+        f"{_seconds(max_future_s)} s after)",
+    )
 
 
 def check_known(event: Interaction, catalog: Catalog) -> Rejection | None:
