@@ -63,9 +63,21 @@ EVENT_MIX: tuple[tuple[EventType, float], ...] = (
 CHANNELS = ("drive_thru", "drive_thru", "drive_thru", "app", "web", "kiosk")
 STORES = ("s-1", "s-2", "s-3")
 WEATHER = ("sunny", "cloudy", "rain", "hot", "cold")
-# Event times: a fixed trading day (05:00 to 23:00 UTC), so every daypart occurs.
-DAY_START = datetime(2025, 3, 3, 5, 0, tzinfo=UTC).timestamp()
+# Event times: yesterday's trading day (05:00 to 23:00 UTC), so every daypart occurs and
+# every event is within the worker's accepted clock window (TAILOR_MAX_EVENT_AGE_S).
 DAY_SPAN_S = 18 * 3600.0
+
+
+def trading_day(now: datetime | None = None) -> float:
+    """05:00 UTC yesterday, as a UNIX time."""
+    today = (
+        (now or datetime.now(UTC))
+        .astimezone(UTC)
+        .replace(hour=5, minute=0, second=0, microsecond=0)
+    )
+    return today.timestamp() - 86400.0
+
+
 POLL_S = 0.25
 PROGRESS_S = 5.0
 
@@ -75,7 +87,9 @@ def say(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-def make_events(n: int, customers: int, catalog: Catalog, seed: int = 7) -> list[dict[str, Any]]:
+def make_events(
+    n: int, customers: int, catalog: Catalog, seed: int = 7, day_start: float | None = None
+) -> list[dict[str, Any]]:
     """`n` valid interaction events (engine.wire.events.Interaction as JSON), seeded.
 
     Customers are drawn uniformly from `customers` ids and mostly visit their home store;
@@ -83,6 +97,7 @@ def make_events(n: int, customers: int, catalog: Catalog, seed: int = 7) -> list
     ...) is about one of the customer's recent impressions when there is one.
     """
     rng = random.Random(seed)
+    start = trading_day() if day_start is None else day_start
     types = [t for t, _ in EVENT_MIX]
     weights = [w for _, w in EVENT_MIX]
     shown: dict[str, list[str]] = {}
@@ -91,7 +106,7 @@ def make_events(n: int, customers: int, catalog: Catalog, seed: int = 7) -> list
         cid = f"c-{rng.randrange(customers)}"
         home = STORES[zlib.crc32(cid.encode()) % len(STORES)]
         store_id = home if rng.random() < 0.85 else rng.choice(STORES)
-        ts = DAY_START + i * DAY_SPAN_S / max(n, 1)
+        ts = start + i * DAY_SPAN_S / max(n, 1)
         daypart = daypart_at(ts, catalog.stores[store_id].utc_offset_h)
         available = [o.offer_id for o in catalog.available(store_id, daypart)]
         type_ = rng.choices(types, weights)[0]
