@@ -59,6 +59,9 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(1_048_576, ge=1024, description="largest request body")
     batch_size: int = Field(500, ge=1, le=100_000, description="events per agent batch")
     batch_within_s: float = Field(0.05, gt=0, le=10, description="max wait to fill a batch")
+    live_customers: int = Field(
+        100_000, ge=0, description="customer models a worker keeps decoded in memory (LRU)"
+    )
     produce_timeout_s: float = Field(
         2.0, gt=0, le=120, description="API: longest wait for Kafka before answering 503"
     )

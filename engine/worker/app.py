@@ -7,6 +7,7 @@ then installs the agents and timers of `interactions`, `questions` and `stores`.
 from __future__ import annotations
 
 import random
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,6 +20,7 @@ from engine.wire.serving import Serving
 from engine.wire.topics import DEAD_LETTER, DECISIONS, INTERACTIONS, STORE_ANSWERS, STORE_CONTEXT
 from engine.worker.batch import Outgoing
 from engine.worker.health import Health, ready
+from models.customer import CustomerModel
 from models.decision import CONTROL
 from models.holdout import Group, group_of
 from models.learner import Learner, LearnerConfig
@@ -48,7 +50,21 @@ class Worker:
     # When each customer was forgotten here (arrival time), so a merge produced before the
     # forget but arriving after it cannot bring them back. Bounded by `commands`.
     forgotten_at: dict[str, float] = field(default_factory=dict)
+    # Live models of recently seen customers, decoded once: the table stays the truth (each
+    # batch writes back what changed), this only saves decoding. Cleared at every
+    # rebalance, since a partition that comes back may have been changed by another worker.
+    live: OrderedDict[str, CustomerModel] = field(default_factory=OrderedDict)
     _serving: Serving | None = None
+
+    def keep_live(self, models: dict[str, CustomerModel], gone: set[str]) -> None:
+        """Remember these models as the latest, forget `gone`, evict the least recent."""
+        for cid in gone:
+            self.live.pop(cid, None)
+        for cid, model in models.items():
+            self.live[cid] = model
+            self.live.move_to_end(cid)
+        while len(self.live) > self.settings.live_customers:
+            self.live.popitem(last=False)
 
     def decider(self, customer_id: str) -> tuple[Group, Learner]:
         """Which policy decides for this customer (stable: a hash of the id)."""
@@ -177,6 +193,13 @@ def build(settings: Settings) -> Worker:
         health=Health(settings.retry_max_s),
     )
     _install_ready_page(worker)
+
+    async def forget_live(sender: Any, *args: Any, signal: Any, **kwargs: Any) -> None:
+        worker.live.clear()
+
+    app.on_partitions_revoked.connect(forget_live)  # type: ignore[arg-type]
+    app.on_partitions_assigned.connect(forget_live)  # type: ignore[arg-type]
+
     interactions.install(worker)
     questions.install(worker)
     stores.install(worker)

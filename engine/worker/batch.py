@@ -34,8 +34,9 @@ class Outgoing:
 class Batch:
     """The customers a batch touched: their live model, latest context and event."""
 
-    def __init__(self, customers: Any) -> None:
+    def __init__(self, customers: Any, live: dict[str, CustomerModel] | None = None) -> None:
         self.customers = customers  # the worker's table of customer models
+        self.live = live if live is not None else {}  # models decoded by earlier batches
         self.models: dict[str, CustomerModel] = {}
         self.latest: dict[str, tuple[Context, str | None]] = {}  # who to decide for, and in what
         self.changed: set[str] = set()  # whose state to write back
@@ -51,7 +52,9 @@ class Batch:
     def model(self, customer_id: str) -> CustomerModel:
         model = self.models.get(customer_id)
         if model is None:
-            model = CustomerModel.from_state(self.customers.get(customer_id))
+            model = self.live.get(customer_id) or CustomerModel.from_state(
+                self.customers.get(customer_id)
+            )
             self.models[customer_id] = model
         return model
 
