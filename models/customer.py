@@ -22,13 +22,18 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import orjson
 
 from models.context import Context
 from models.offer import Offer
-from models.residual import Residual
+from models.residual import Residual, Vector
+
+if TYPE_CHECKING:
+    from models.scoring import Menu
+    from models.shared import Index
 
 ALTERNATIVE_WEIGHT = 0.3  # a yes to one offer says less about the others shown
 MAX_STATE_BYTES = 2048
@@ -91,9 +96,7 @@ class CustomerModel:
         """The offset this event id was first applied at, if it is among the recent ones."""
         return self.seen.get(digest(event_id))
 
-    def applied(
-        self, partition: int, offset: int, at: float, event_id: str | None = None
-    ) -> None:
+    def applied(self, partition: int, offset: int, at: float, event_id: str | None = None) -> None:
         """Record that the record at (partition, offset), arrived at `at` and carrying
         `event_id`, is applied."""
         self.position = (partition, offset)
@@ -179,6 +182,52 @@ class CustomerModel:
 
     def predict_one(self, offer: Offer, ctx: Context, offset: float) -> float:
         return self._model.predict_one(features(offer, ctx), offset)
+
+    def residuals(self, menu: Menu, at: Index, ctx: Context) -> Vector:
+        """`predict_one`'s w . x + b for the menu's offers at positions `at`, reading only
+        the weights this customer holds (a sparse add, not a walk over the menu)."""
+        cats, tags = np.zeros(len(menu.categories)), np.zeros(len(menu.tags) + 1)
+        own: list[tuple[int, float]] = []
+        for key, w in self._model.items().items():
+            kind, rest = key[:2], key[2:]
+            if kind == "o=":
+                if (pos := menu.position.get(rest)) is not None:
+                    own.append((pos, w))
+            elif kind == "t=":
+                if (i := menu.tag_at.get(rest)) is not None:
+                    tags[i] += w
+            elif kind == "c=":
+                i = menu.category_at.get(rest)
+                if i is None:
+                    category, _, when = rest.rpartition("|")
+                    if when in (ctx.daypart, ctx.thermal):
+                        i = menu.category_at.get(category)
+                if i is not None:
+                    cats[i] += w
+        out: Vector = cats[menu.category_of[at]] + self._model.intercept
+        if menu.tags:
+            out += tags[menu.tag_index[at]].sum(axis=1)
+        if own:
+            full = np.zeros(len(menu))
+            for pos, w in own:
+                full[pos] += w
+            out += full[at]
+        return out
+
+    def liked(self) -> tuple[list[str], list[str], list[str]]:
+        """The offers, categories and tags this customer likes more than the crowd does:
+        where candidate generation looks beyond the crowd's favourites."""
+        offers, categories, tags = [], [], []
+        for key, w in self._model.items().items():
+            if w > 0:
+                kind, rest = key[:2], key[2:]
+                if kind == "o=":
+                    offers.append(rest)
+                elif kind == "c=":
+                    categories.append(rest.split("|", 1)[0])
+                elif kind == "t=":
+                    tags.append(rest)
+        return offers, categories, tags
 
     def affinity(self, offer: Offer) -> float:
         """How much more than the crowd this customer likes this very offer (a logit)."""

@@ -19,7 +19,8 @@ models move it further (see `models.learner`).
 from __future__ import annotations
 
 import random
-from collections.abc import Callable, Sequence
+from collections import Counter
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
 
 from models.context import Context
@@ -131,24 +132,47 @@ def rank(
                 reasons = (*reasons, QUICK_AT_PEAK)
         scored.append((score, est.p_yes, offer, reasons))
     scored.sort(key=lambda s: -s[0])  # stable: ties keep catalog order
-
-    chosen: list[RankedOffer] = []
-    per_category: dict[str, int] = {}
-    remaining = scored
-    while len(chosen) < cfg.k:
-        eligible = [
-            s for s in remaining if per_category.get(s[2].category, 0) < cfg.max_per_category
-        ]
-        if not eligible:
-            break
-        explore = cfg.explore_rate > 0 and rng.random() < cfg.explore_rate
-        pick = rng.choice(eligible) if explore else eligible[0]
-        greedy = pick is eligible[0]
-        propensity = (1 - cfg.explore_rate) * greedy + cfg.explore_rate / len(eligible)
-        score, p, offer, reasons = pick
+    picks = choose([s[2].category for s in scored], rng, cfg)
+    chosen = []
+    for i, propensity, greedy in picks:
+        score, p, offer, reasons = scored[i]
         if not greedy:
             reasons = (EXPLORING, *reasons)
         chosen.append(RankedOffer(offer.offer_id, score, p, propensity, reasons or (GOOD_VALUE,)))
-        per_category[offer.category] = per_category.get(offer.category, 0) + 1
-        remaining = [s for s in remaining if s is not pick]
     return chosen
+
+
+def choose(
+    categories: Sequence[Hashable], rng: random.Random, cfg: PolicyConfig
+) -> list[tuple[int, float, bool]]:
+    """Fill `cfg.k` slots from offers ranked best first (given by their categories):
+    (index, propensity, greedy) per slot.
+
+    Each slot takes the best remaining offer that keeps category variety, or with
+    probability `explore_rate` a uniformly random eligible one; the propensity is the
+    exact probability of the choice made. The eligible are counted, not listed, unless
+    the slot explores: a slot costs O(offers) at worst, not a list copy per slot.
+    """
+    remaining = list(range(len(categories)))
+    left = Counter(categories)
+    per_category: Counter[Hashable] = Counter()
+    full: set[Hashable] = set(left) if cfg.max_per_category <= 0 else set()
+    out: list[tuple[int, float, bool]] = []
+    while len(out) < cfg.k:
+        eligible = len(remaining) - sum(left[c] for c in full)
+        if eligible <= 0:
+            break
+        explore = cfg.explore_rate > 0 and rng.random() < cfg.explore_rate
+        first = next(i for i in remaining if categories[i] not in full)
+        pick = first
+        if explore:
+            pick = rng.choice([i for i in remaining if categories[i] not in full])
+        greedy = pick == first
+        out.append((pick, (1 - cfg.explore_rate) * greedy + cfg.explore_rate / eligible, greedy))
+        category = categories[pick]
+        left[category] -= 1
+        per_category[category] += 1
+        if per_category[category] >= cfg.max_per_category:
+            full.add(category)
+        remaining.remove(pick)
+    return out

@@ -16,9 +16,16 @@ lunch in the rain" speaks once it has data and "what sells here" until then.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable, Sequence
 
+import numpy as np
+from numpy.typing import NDArray
+
 GLOBAL = ""
+_tokens = itertools.count(1)
+# Per scope: (version, offer ids, [score, time] rows, decayed scores by `now`).
+_Arrays = tuple[int, tuple[str, ...], NDArray[np.float64], dict[float, NDArray[np.float64]]]
 
 
 def scopes_for(store_id: str | None, daypart: str, weather: str | None) -> tuple[str, ...]:
@@ -44,6 +51,11 @@ class Trending:
         self.min_support = min_support
         self.smoothing = smoothing
         self._scopes: dict[str, dict[str, tuple[float, float]]] = {}
+        # (token, version) names what the counts are now: a cache key for readers.
+        self.token = next(_tokens)
+        self.version = 0
+        self._arrays: dict[str, _Arrays] = {}
+        self._chosen: tuple[object, str] = ((), GLOBAL)
 
     def _decay(self, s: float, t: float, now: float) -> float:
         return float(s * 2.0 ** (-max(0.0, now - t) / self.half_life_s))
@@ -51,6 +63,7 @@ class Trending:
     def add(
         self, offer_id: str, weight: float, ts: float, scopes: Iterable[str] = (GLOBAL,)
     ) -> None:
+        self.version += 1
         for scope in scopes:
             counts = self._scopes.setdefault(scope, {})
             s, t = counts.get(offer_id, (0.0, ts))
@@ -66,14 +79,38 @@ class Trending:
 
     def support(self, scope: str, now: float) -> float:
         """The scope's total decayed count: how much it has to say."""
-        return sum((self._decay(s, t, now) for s, t in self._scopes.get(scope, {}).values()), 0.0)
+        return float(self.scores(scope, now)[1].sum())
+
+    def scores(self, scope: str, now: float) -> tuple[tuple[str, ...], NDArray[np.float64]]:
+        """Every offer the scope has counted, and its decayed score at `now`, as a vector:
+        a decision reads a scope of thousands of offers without a Python loop over it."""
+        hit = self._arrays.get(scope)
+        if hit is None or hit[0] != self.version:
+            counts = self._scopes.get(scope, {})
+            st = np.array(list(counts.values()), dtype=np.float64).reshape(-1, 2)
+            hit = self._arrays[scope] = (self.version, tuple(counts), st, {})
+        decayed = hit[3].get(now)
+        if decayed is None:
+            st = hit[2]
+            decayed = st[:, 0] * 2.0 ** (-np.maximum(0.0, now - st[:, 1]) / self.half_life_s)
+            if len(hit[3]) > 4:
+                hit[3].clear()
+            hit[3][now] = decayed
+        return hit[1], decayed
 
     def scope_for(self, scopes: Sequence[str], now: float) -> str:
-        """The narrowest of `scopes` with enough support (else the widest)."""
+        """The narrowest of `scopes` with enough support (else the widest); remembered
+        until the counts or the clock move (an answer and its decision ask the same)."""
+        key = (self.version, now, tuple(scopes))
+        if self._chosen[0] == key:
+            return self._chosen[1]
+        chosen = scopes[-1] if scopes else GLOBAL
         for scope in scopes:
             if self.support(scope, now) >= self.min_support:
-                return scope
-        return scopes[-1] if scopes else GLOBAL
+                chosen = scope
+                break
+        self._chosen = (key, chosen)
+        return chosen
 
     def lift(
         self,
@@ -115,4 +152,5 @@ class Trending:
                 }
             except (TypeError, ValueError, AttributeError):
                 trending._scopes = {}
+            trending.version += 1
         return trending

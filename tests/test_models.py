@@ -404,3 +404,122 @@ def test_dedupe_bookkeeping_survives_the_2_kb_cap() -> None:
     assert len(orjson.dumps(state)) <= MAX_STATE_BYTES
     again = CustomerModel.from_state(state)
     assert again.position == m.position and again.seen == m.seen
+
+
+def _trained(seed: int = 3) -> tuple[Learner, CustomerModel, Trending]:
+    """A learner, a customer and a store's trending after a varied, seeded history."""
+    brain, me, trending = learner(k=30, explore_rate=0.0), CustomerModel(), Trending(3600)
+    rng, offers = random.Random(seed), list(CATALOG.offers.values())
+    for i in range(600):
+        offer = rng.choice(offers)
+        ctx = Context(
+            rng.choice(["breakfast", "lunch", "dinner"]),
+            weather=rng.choice([None, "rain", "sunny"]),
+            temperature_c=rng.uniform(-5, 35),
+            queue_length=rng.randrange(8),
+            channel=rng.choice([None, "web"]),
+            store_id=rng.choice(["s-1", "s-2"]),
+        )
+        yes = rng.random() < 0.4
+        who = me if i % 3 == 0 else CustomerModel()
+        who.shown(offer.offer_id, float(i))
+        brain.answer(who, offer, ctx, yes, now=float(i), trending=trending)
+        if yes:
+            trending.add(offer.offer_id, 1.0, float(i), scopes_for("s-1", ctx.daypart, None))
+    return brain, me, trending
+
+
+def _reference_p_yes(
+    brain: Learner, offer_id: str, ctx: Context, me: CustomerModel | None, lift: float
+) -> float:
+    """The dict-based arithmetic of the layers, written out: prior, crowd, customer."""
+    from models.customer import features
+    from models.policy import prior
+    from models.residual import logit, sigmoid
+    from models.shared import crosses
+
+    offer = CATALOG.offers[offer_id]
+    offset = logit(prior(offer, ctx, lift, brain.cfg.policy).p_yes)
+    crowd_state = brain.shared.to_state()
+    raw = offset + crowd_state["b"]
+    raw += sum(crowd_state["w"].get(k, 0.0) * v for k, v in crosses(offer, ctx).items())
+    crowd = logit(sigmoid(raw))
+    if me is None:
+        return min(max(sigmoid(crowd), 1e-4), 1 - 1e-4)
+    weights = me._model.weights()
+    mine = sum(weights.get(k, 0.0) * v for k, v in features(offer, ctx).items())
+    return sigmoid(crowd + mine + me._model.intercept)
+
+
+@pytest.mark.parametrize(
+    "ctx",
+    [
+        NOON,
+        Context("breakfast", weather="snow", temperature_c=-3.0, queue_length=7, store_id="s-1"),
+        Context("dinner", weather="sunny", temperature_c=31.0, channel="web", store_id="s-1"),
+        Context("lunch", temperature_c=20.0, store_id="s-1", extra={"age": "young", "z": 0.4}),
+    ],
+)
+def test_vectorized_scores_equal_the_dict_based_estimates(ctx: Context) -> None:
+    brain, me, trending = _trained()
+    menu = [o.offer_id for o in CATALOG.available("s-1", ctx.daypart)]
+    capped = {o for o in me.unanswered if me.times_unanswered(o, 600.0, 86400.0) >= 3}
+    assert capped, "the rules keep some offers out: the lifts' mean is over the rest"
+    for customer in (me, None):
+        among = [o for o in menu if customer is None or o not in capped]
+        if customer is None:
+            d = brain.board("s-1", ctx, trending, 600.0, random.Random(1), "b")
+        else:
+            d = brain.decide_for("c", customer, "s-1", ctx, trending, 600.0, random.Random(1), "d")
+        assert d.offers
+        scope = trending.scope_for(scopes_for("s-1", ctx.daypart, ctx.weather), 600.0)
+        lifts = trending.lifts(among, 600.0, scope)
+        for r in d.offers:
+            offer = CATALOG.offers[r.offer_id]
+            est = brain.estimate(offer, ctx, customer, trending, 600.0, among)
+            assert r.p_yes == pytest.approx(est.p_yes, abs=1e-6)
+            ref = _reference_p_yes(brain, r.offer_id, ctx, customer, lifts[r.offer_id])
+            assert r.p_yes == pytest.approx(ref, abs=1e-6)
+            value = offer.price * (0.4 if ctx.peak and offer.prep_s > 120 else 1.0)
+            assert r.score == pytest.approx(est.p_yes * value, abs=1e-6)
+
+
+def test_the_residual_learns_exactly_as_rivers_logistic_regression() -> None:
+    from river import linear_model, optim
+
+    from models.residual import Residual
+
+    river_lr = linear_model.LogisticRegression(optimizer=optim.SGD(0.4), l2=1e-3, intercept_lr=0.1)
+    river_lr._weights["__offset__"] = 1.0
+    mine, rng = Residual(0.4, l2=1e-3, intercept_lr=0.1), random.Random(5)
+    for _ in range(500):
+        x = {f"k{rng.randrange(12)}": rng.choice([1.0, rng.uniform(-1, 1)]) for _ in range(4)}
+        offset, yes, w = rng.uniform(-3, 3), rng.random() < 0.3, rng.choice([1.0, 0.3])
+        expected = river_lr.predict_proba_one({**x, "__offset__": offset})[True]  # type: ignore[no-untyped-call]
+        assert mine.predict_one(x, offset) == pytest.approx(expected, abs=1e-12)
+        river_lr.learn_one({**x, "__offset__": offset}, yes, w=w)
+        river_lr._weights["__offset__"] = 1.0
+        mine.learn_one(x, offset, yes, w)
+    assert mine.intercept == pytest.approx(river_lr.intercept, abs=1e-12)
+
+
+def test_a_shared_state_round_trip_scores_the_same() -> None:
+    from models.shared import SharedModel
+
+    brain, _, trending = _trained()
+    again = Learner(CATALOG, brain.cfg, shared=SharedModel.from_state(brain.shared.to_state()))
+
+    def board(b: Learner) -> list[tuple[str, float]]:
+        d = b.board("s-1", NOON, trending, 600.0, random.Random(1), "b")
+        return [(r.offer_id, round(r.p_yes, 9)) for r in d.offers]
+
+    assert board(again) == board(brain)
+
+
+def test_estimating_a_menu_offer_by_offer_reuses_one_pass_of_trending() -> None:
+    brain, me, trending = _trained()
+    among = [o.offer_id for o in CATALOG.available("s-1", "lunch")]
+    first = [brain.estimate(CATALOG.offers[o], NOON, me, trending, 600.0, among) for o in among]
+    trending.add("fries", 50.0, 600.0, scopes_for("s-1", "lunch", None))  # a new version
+    after = brain.estimate(CATALOG.offers["fries"], NOON, me, trending, 600.0, among)
+    assert after.p_yes > first[among.index("fries")].p_yes
