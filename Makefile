@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 KAFKA_LIBS := .cache/kafka/libs
 STAMP := .cache/stamps
 
-.PHONY: setup demo test lint typecheck contracts unit e2e stack-up stack-down bench clean
+.PHONY: setup demo test lint typecheck contracts unit e2e faults stack-up stack-down bench clean
 
 setup: $(STAMP)/venv $(STAMP)/kafka $(STAMP)/redis $(STAMP)/chromium ## Install everything (idempotent, quick when nothing changed)
 
@@ -73,6 +73,9 @@ e2e: setup
 
 test: setup lint typecheck contracts ## Every test, ruff, mypy and the import contracts
 	$(BIN)/pytest
+
+faults: setup ## The fault-injection suite with full streams (~20,000 answers per test), figures shown
+	TAILOR_FAULTS_FULL=1 $(BIN)/pytest -m faults -s
 
 stack-up: setup
 	$(BIN)/tailor stack up

@@ -79,7 +79,11 @@ class Settings(BaseSettings):
         "rocksdb", description="worker tables: rocksdb (local disk + changelog) or memory"
     )
     standby_replicas: int = Field(
-        1, ge=0, le=8, description="standby copies of each table partition on other workers"
+        0,
+        ge=0,
+        le=8,
+        description="standby copies of each table partition on other workers (0: a "
+        "takeover recovers from the changelog; Faust's standbys lost answers in our tests)",
     )
     ready_max_lag: int = Field(
         50_000, ge=1, description="worker /ready: not ready while more records wait unprocessed"

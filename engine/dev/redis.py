@@ -1,7 +1,10 @@
-"""The local Redis: Debian's ``redis-server`` on loopback, without persistence.
+"""The local Redis: Debian's ``redis-server`` on loopback, with AOF persistence.
 
-Its working directory is ``state_dir/redis`` and its output goes to ``state_dir/logs``;
-"ready" means it answers PING.
+Its working directory and data (the append-only file, fsynced every second, in
+``state_dir/redis/appendonlydir``) are ``state_dir/redis``, so decisions survive a restart
+of Redis (an acknowledged write survives even a SIGKILL; at most the last second is lost
+only if the machine itself goes down). Output goes to ``state_dir/logs``; "ready" means
+it answers PING, which Redis only does once the AOF is loaded.
 """
 
 from __future__ import annotations
@@ -58,9 +61,11 @@ class LocalRedis:
             "--port",
             str(self.settings.redis_port),
             "--save",
-            "",
+            "",  # no RDB snapshots: the AOF is the one copy on disk
             "--appendonly",
-            "no",
+            "yes",
+            "--appendfsync",
+            "everysec",
             "--dir",
             str(self.dir),
             "--daemonize",

@@ -7,6 +7,9 @@ session, output to ``state_dir/logs``) so the stack outlives the CLI call that s
 their pids live in ``state_dir/<name>.pid``. `down` only signals a pid whose command line
 and working directory show it is the very process `up` started (`engine.dev.servers`), so
 a reused pid or somebody else's server is never touched.
+`stop_component` / `start_component` take one server down and bring it back on the same
+port and the same data (Redis's AOF, Kafka's KRaft log dir: topics, records, committed
+offsets), for fault tests and operators; the other server keeps running.
 When ``TAILOR_KAFKA_BOOTSTRAP`` / ``TAILOR_REDIS_URL`` name existing servers, nothing is
 started for them: they are only checked and reported as ``external``.
 
@@ -43,9 +46,19 @@ from engine.dev.servers import (
     wait_ready,
 )
 
-__all__ = ["ComponentStatus", "Stack", "StackError", "State", "process_alive"]
+__all__ = [
+    "COMPONENTS",
+    "Component",
+    "ComponentStatus",
+    "Stack",
+    "StackError",
+    "State",
+    "process_alive",
+]
 
 State = Literal["running", "stopped", "external", "unreachable"]
+Component = Literal["kafka", "redis"]
+COMPONENTS: tuple[Component, ...] = ("kafka", "redis")
 
 
 @dataclass(frozen=True)
@@ -81,63 +94,9 @@ class Stack:
         formatting Kafka's storage) is done first for both; if `up` still fails or is
         interrupted, it stops what it started, so it never leaves half a stack behind.
         """
-        s = self.settings
         self.state_dir.mkdir(parents=True, exist_ok=True)
         with lock(self.state_dir):
-            kafka_pid = our_pid(self.kafka.server) if s.embedded_kafka else None
-            redis_pid = our_pid(self.redis.server) if s.embedded_redis else None
-            start_kafka = s.embedded_kafka and kafka_pid is None
-            start_redis = s.embedded_redis and redis_pid is None
-
-            java = redis_server = ""
-            if not s.embedded_redis:
-                self.redis.check_external()
-                progress(f"Redis: using external server {mask_url(s.redis)}")
-            elif start_redis:
-                redis_server = require_redis_server()
-                require_free_port(s.redis_port, "TAILOR_REDIS_PORT", "Redis")
-            else:
-                progress(f"Redis already running on {s.redis} (pid {redis_pid})")
-            if not s.embedded_kafka:
-                self.kafka.check_external()
-                progress(f"Kafka: using external broker {s.kafka}")
-            elif start_kafka:
-                java = require_java()
-                self.kafka.ensure_jars(progress)
-                require_free_port(s.kafka_port, "TAILOR_KAFKA_PORT", "Kafka")
-                require_free_port(
-                    s.kafka_controller_port, "TAILOR_KAFKA_CONTROLLER_PORT", "Kafka controller"
-                )
-                self.kafka.prepare(java, progress)
-            else:
-                progress(f"Kafka already running on {s.kafka} (pid {kafka_pid})")
-
-            started: list[tuple[Server, int]] = []
-            try:
-                # Launch both, then wait: Redis is ready long before the JVM has warmed up.
-                if start_redis:
-                    progress(f"Starting Redis on {s.redis} (log: {self.redis.log})")
-                    redis_pid = self.redis.spawn(redis_server)
-                    started.append((self.redis.server, redis_pid))
-                kafka_t0 = time.monotonic()
-                if start_kafka:
-                    progress(f"Starting Kafka on {s.kafka} (log: {self.kafka.log})")
-                    kafka_pid = self.kafka.spawn(java)
-                    started.append((self.kafka.server, kafka_pid))
-                if start_redis and redis_pid is not None:
-                    wait_ready(self.redis.server, redis_pid, self.redis.ping, REDIS_READY_TIMEOUT_S)
-                    progress(f"Redis ready on {s.redis} (pid {redis_pid})")
-                if start_kafka and kafka_pid is not None:
-                    wait_ready(
-                        self.kafka.server, kafka_pid, self.kafka.probe, KAFKA_READY_TIMEOUT_S
-                    )
-                    took = time.monotonic() - kafka_t0
-                    progress(f"Kafka ready on {s.kafka} (pid {kafka_pid}, {took:.1f}s)")
-            except BaseException:
-                for server, pid in reversed(started):
-                    progress(f"Stopping {server.name} (pid {pid}): `up` did not complete")
-                    terminate(server, pid)
-                raise
+            self._start(COMPONENTS, progress)
             return self.status()
 
     def down(self, *, progress: Callable[[str], None] = print) -> list[ComponentStatus]:
@@ -149,29 +108,154 @@ class Stack:
         if not self.state_dir.exists():
             return self.status()
         with lock(self.state_dir):
-            targets: list[tuple[Server, int]] = []
-            for server in (self.kafka.server, self.redis.server):
-                pid = our_pid(server)
-                if pid is None:
-                    continue
-                progress(f"Stopping {server.name} (pid {pid})")
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, signal.SIGTERM)
-                targets.append((server, pid))
-            deadline = time.monotonic() + STOP_TIMEOUT_S
-            for server, pid in targets:
-                while process_alive(pid) and time.monotonic() < deadline:
-                    time.sleep(0.1)
-                if process_alive(pid) and is_ours(server, pid):
-                    progress(f"{server.name} (pid {pid}) ignored SIGTERM; sending SIGKILL")
-                    with contextlib.suppress(ProcessLookupError):
-                        os.kill(pid, signal.SIGKILL)
-                    while process_alive(pid):
-                        time.sleep(0.05)
-                server.pid_file.unlink(missing_ok=True)
-                forget(pid)
-                progress(f"Stopped {server.name}")
+            self._stop(COMPONENTS, progress, kill=False)
             return self.status()
+
+    def start_component(
+        self, name: Component, *, progress: Callable[[str], None] = print
+    ) -> ComponentStatus:
+        """Start one server of the stack (same port, same data dir) and wait until it answers.
+
+        The other one is left as it is, so a test or an operator can bring back a server
+        stopped with `stop_component`: Redis reloads its AOF, Kafka its KRaft log dir
+        (topics, records and committed offsets). Idempotent; refuses an external server.
+        """
+        self._require_embedded(name)
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        with lock(self.state_dir):
+            self._start((name,), progress)
+        return self.component_status(name)
+
+    def stop_component(
+        self, name: Component, *, kill: bool = False, progress: Callable[[str], None] = print
+    ) -> ComponentStatus:
+        """Stop one server of the stack, keeping its data; the other keeps running.
+
+        A clean stop (SIGTERM, then SIGKILL after ``STOP_TIMEOUT_S``) by default; with
+        `kill`, SIGKILL at once: a crash, not a shutdown. Idempotent; refuses an external
+        server (this stack never stops what it did not start).
+        """
+        self._require_embedded(name)
+        if self.state_dir.exists():
+            with lock(self.state_dir):
+                self._stop((name,), progress, kill=kill)
+        return self.component_status(name)
+
+    def restart_component(
+        self, name: Component, *, kill: bool = False, progress: Callable[[str], None] = print
+    ) -> ComponentStatus:
+        """`stop_component` then `start_component`: the same server back on its data."""
+        self.stop_component(name, kill=kill, progress=progress)
+        return self.start_component(name, progress=progress)
+
+    def component_status(self, name: Component) -> ComponentStatus:
+        """`status` of one server."""
+        return self._kafka_status() if self._check_name(name) == "kafka" else self._redis_status()
+
+    # ------------------------------------------------------------------ start and stop
+
+    def _start(self, names: tuple[Component, ...], progress: Callable[[str], None]) -> None:
+        """Start those of `names` that are embedded and not running; the caller holds the lock.
+
+        Every check that can fail comes before any launch; then Redis is launched before
+        Kafka and both are waited for (Redis is ready long before the JVM has warmed up).
+        If anything fails or is interrupted, what this call started is stopped again.
+        """
+        s = self.settings
+        start_kafka = start_redis = False
+        java = redis_server = ""
+        if "redis" in names:
+            redis_pid = our_pid(self.redis.server) if s.embedded_redis else None
+            if not s.embedded_redis:
+                self.redis.check_external()
+                progress(f"Redis: using external server {mask_url(s.redis)}")
+            elif redis_pid is None:
+                redis_server = require_redis_server()
+                require_free_port(s.redis_port, "TAILOR_REDIS_PORT", "Redis")
+                start_redis = True
+            else:
+                progress(f"Redis already running on {s.redis} (pid {redis_pid})")
+        if "kafka" in names:
+            kafka_pid = our_pid(self.kafka.server) if s.embedded_kafka else None
+            if not s.embedded_kafka:
+                self.kafka.check_external()
+                progress(f"Kafka: using external broker {s.kafka}")
+            elif kafka_pid is None:
+                java = require_java()
+                self.kafka.ensure_jars(progress)
+                require_free_port(s.kafka_port, "TAILOR_KAFKA_PORT", "Kafka")
+                require_free_port(
+                    s.kafka_controller_port, "TAILOR_KAFKA_CONTROLLER_PORT", "Kafka controller"
+                )
+                self.kafka.prepare(java, progress)
+                start_kafka = True
+            else:
+                progress(f"Kafka already running on {s.kafka} (pid {kafka_pid})")
+
+        started: list[tuple[Server, int]] = []
+        try:
+            if start_redis:
+                progress(f"Starting Redis on {s.redis} (log: {self.redis.log})")
+                started.append((self.redis.server, self.redis.spawn(redis_server)))
+            kafka_t0 = time.monotonic()
+            if start_kafka:
+                progress(f"Starting Kafka on {s.kafka} (log: {self.kafka.log})")
+                started.append((self.kafka.server, self.kafka.spawn(java)))
+            for server, pid in started:
+                if server is self.redis.server:
+                    wait_ready(server, pid, self.redis.ping, REDIS_READY_TIMEOUT_S)
+                    progress(f"Redis ready on {s.redis} (pid {pid})")
+                else:
+                    wait_ready(server, pid, self.kafka.probe, KAFKA_READY_TIMEOUT_S)
+                    took = time.monotonic() - kafka_t0
+                    progress(f"Kafka ready on {s.kafka} (pid {pid}, {took:.1f}s)")
+        except BaseException:
+            for server, pid in reversed(started):
+                progress(f"Stopping {server.name} (pid {pid}): start did not complete")
+                terminate(server, pid)
+            raise
+
+    def _stop(
+        self, names: tuple[Component, ...], progress: Callable[[str], None], *, kill: bool
+    ) -> None:
+        """Signal each of `names` that is ours, then wait for all; the caller holds the lock."""
+        targets: list[tuple[Server, int]] = []
+        for server in (self.kafka.server, self.redis.server):
+            pid = our_pid(server) if server.name in names else None
+            if pid is None:
+                continue
+            progress(f"{'Killing' if kill else 'Stopping'} {server.name} (pid {pid})")
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL if kill else signal.SIGTERM)
+            targets.append((server, pid))
+        deadline = time.monotonic() + STOP_TIMEOUT_S
+        for server, pid in targets:
+            while process_alive(pid) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            if process_alive(pid) and is_ours(server, pid):
+                progress(f"{server.name} (pid {pid}) ignored SIGTERM; sending SIGKILL")
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+                while process_alive(pid):
+                    time.sleep(0.05)
+            server.pid_file.unlink(missing_ok=True)
+            forget(pid)
+            progress(f"Stopped {server.name}")
+
+    @staticmethod
+    def _check_name(name: str) -> Component:
+        if name not in COMPONENTS:
+            raise StackError(f"no component {name!r} in the stack; choose one of {COMPONENTS}")
+        return name
+
+    def _require_embedded(self, name: str) -> None:
+        s = self.settings
+        if not (s.embedded_kafka if self._check_name(name) == "kafka" else s.embedded_redis):
+            setting = "TAILOR_KAFKA_BOOTSTRAP" if name == "kafka" else "TAILOR_REDIS_URL"
+            raise StackError(
+                f"{name} is an external server ({setting}): this stack did not start it and "
+                "never starts or stops it"
+            )
 
     def status(self) -> list[ComponentStatus]:
         """Where each server is and whether it answers, without starting or stopping anything."""

@@ -51,13 +51,24 @@ class Worker:
     # forget but arriving after it cannot bring them back. Bounded by `commands`.
     forgotten_at: dict[str, float] = field(default_factory=dict)
     # Live models of recently seen customers, decoded once: the table stays the truth (each
-    # batch writes back what changed), this only saves decoding. Cleared at every
-    # rebalance, since a partition that comes back may have been changed by another worker.
+    # batch writes back what changed), this only saves decoding.
     live: OrderedDict[str, CustomerModel] = field(default_factory=OrderedDict)
+    live_generation: int = 0  # the rebalance the live models belong to
     _serving: Serving | None = None
 
-    def keep_live(self, models: dict[str, CustomerModel], gone: set[str]) -> None:
-        """Remember these models as the latest, forget `gone`, evict the least recent."""
+    def live_models(self) -> OrderedDict[str, CustomerModel]:
+        """The live models, none kept across a rebalance: a partition that comes back may
+        have been changed by another worker meanwhile."""
+        if self.app.rebalancing_count != self.live_generation:
+            self.live.clear()
+            self.live_generation = self.app.rebalancing_count
+        return self.live
+
+    def keep_live(self, models: dict[str, CustomerModel], gone: set[str], generation: int) -> None:
+        """Remember these models as the latest, forget `gone`, evict the least recent. A
+        batch that began before the latest rebalance (or during one) keeps nothing."""
+        if generation != self.app.rebalancing_count:
+            return
         for cid in gone:
             self.live.pop(cid, None)
         for cid, model in models.items():
@@ -193,12 +204,6 @@ def build(settings: Settings) -> Worker:
         health=Health(settings.retry_max_s),
     )
     _install_ready_page(worker)
-
-    async def forget_live(sender: Any, *args: Any, signal: Any, **kwargs: Any) -> None:
-        worker.live.clear()
-
-    app.on_partitions_revoked.connect(forget_live)  # type: ignore[arg-type]
-    app.on_partitions_assigned.connect(forget_live)  # type: ignore[arg-type]
 
     interactions.install(worker)
     questions.install(worker)

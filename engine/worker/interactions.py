@@ -98,7 +98,8 @@ def arrival(event: EventT[bytes]) -> float:
 
 async def process(w: Worker, events: Sequence[EventT[bytes]]) -> None:
     started = time.perf_counter()
-    batch = Batch(w.customers, w.live)
+    generation = w.app.rebalancing_count
+    batch = Batch(w.customers, w.live_models())
     # Events and commands in arrival order; a command is kept in line so it applies to
     # what came before it and not after.
     items: list[tuple[Interaction | Command, EventT[bytes]]] = []
@@ -129,7 +130,7 @@ async def process(w: Worker, events: Sequence[EventT[bytes]]) -> None:
             w.customers[cid] = batch.models[cid].to_state()
             if cid in batch.latest:
                 remember(w, cid, batch.models[cid], batch.latest[cid][0])
-    w.keep_live({c: batch.models[c] for c in batch.changed}, batch.forgotten)
+    w.keep_live({c: batch.models[c] for c in batch.changed}, batch.forgotten, generation)
     await w.health.retry("redis", lambda: w.serving().write(offers=decisions))
     # After the writes, so nothing of a forgotten customer survives them.
     await w.health.retry("redis", lambda: w.serving().forget(sorted(batch.forgotten)))
