@@ -91,8 +91,8 @@ async def ensure_topics(settings: Settings, with_changelogs: bool = False) -> No
     changelog is briefly unknown to its producer and a first table write in that window
     crashes its agent."""
     admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka)
-    await admin.start()
     try:
+        await admin.start()  # inside the try: a failed start must not leak the client
         existing = set(await admin.list_topics())
         wanted = {n: p for n, p in partitions(settings).items() if n not in existing}
         missing = new_topics(settings, wanted)
