@@ -125,14 +125,26 @@ def terminate(server: Server, pid: int) -> None:
     if is_ours(server, pid):
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGTERM)
-        deadline = time.monotonic() + STOP_TIMEOUT_S
-        while process_alive(pid) and time.monotonic() < deadline:
-            time.sleep(0.1)
-        if process_alive(pid) and is_ours(server, pid):
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
-            while process_alive(pid):
-                time.sleep(0.05)
+        reap(server, pid, time.monotonic() + STOP_TIMEOUT_S)
+    else:
+        server.pid_file.unlink(missing_ok=True)
+        forget(pid)
+
+
+def reap(
+    server: Server, pid: int, deadline: float, say: Callable[[str], None] | None = None
+) -> None:
+    """Wait until the signalled `pid` is gone, SIGKILL it if it is still `server` after
+    `deadline`, then drop its pid file."""
+    while process_alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    if process_alive(pid) and is_ours(server, pid):
+        if say is not None:
+            say(f"{server.name} (pid {pid}) ignored SIGTERM; sending SIGKILL")
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+        while process_alive(pid):
+            time.sleep(0.05)
     server.pid_file.unlink(missing_ok=True)
     forget(pid)
 

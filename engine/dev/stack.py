@@ -33,14 +33,13 @@ from engine.dev.servers import (
     STOP_TIMEOUT_S,
     Server,
     StackError,
-    forget,
-    is_ours,
     lock,
     our_pid,
     port_accepts,
     port_in_use,
     probe_error,
     process_alive,
+    reap,
     require_free_port,
     terminate,
     wait_ready,
@@ -230,16 +229,7 @@ class Stack:
             targets.append((server, pid))
         deadline = time.monotonic() + STOP_TIMEOUT_S
         for server, pid in targets:
-            while process_alive(pid) and time.monotonic() < deadline:
-                time.sleep(0.05)
-            if process_alive(pid) and is_ours(server, pid):
-                progress(f"{server.name} (pid {pid}) ignored SIGTERM; sending SIGKILL")
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, signal.SIGKILL)
-                while process_alive(pid):
-                    time.sleep(0.05)
-            server.pid_file.unlink(missing_ok=True)
-            forget(pid)
+            reap(server, pid, deadline, progress)
             progress(f"Stopped {server.name}")
 
     @staticmethod
