@@ -750,3 +750,36 @@ def poll_ready_during(
             seen[w.name][w.ready()] += 1
         time.sleep(every)
     return seen, alive
+
+
+def diagnose(r: Rig, tally: Tally, limit: int = 3) -> Path | None:
+    """For a few customers short of answers, their records in tailor.interactions and
+    their state's records in the customers changelog (position, answers seen), written
+    beside the logs: where an answer was lost, not only that it was."""
+    short = [c for c, n in tally.sent.items() if tally.learned.get(c, 0) < n][:limit]
+    if not short:
+        return None
+    interactions = read_to_end(r.kafka, INTERACTIONS, r.partitions)
+    changelog = read_to_end(r.kafka, f"{r.settings.app_id}-customers-changelog", r.partitions)
+    lines = []
+    for c in short:
+        key = c.encode()
+        lines.append(f"== {c}: sent {tally.sent[c]}, learned {tally.learned.get(c, 0)}")
+        for rec in interactions:
+            if rec.key == key:
+                event = orjson.loads(rec.value or b"{}")
+                lines.append(
+                    f"  record    p{rec.partition} @{rec.offset} t={rec.timestamp} "
+                    f"{event.get('type')} {event.get('event_id')}"
+                )
+        for rec in changelog:
+            if rec.key == key:
+                state = orjson.loads(rec.value) if rec.value else {}
+                lines.append(
+                    f"  changelog p{rec.partition} @{rec.offset} t={rec.timestamp} "
+                    f"position={state.get('o')} answers_seen={len(state.get('s', []))}"
+                )
+    out = r.workdir / "diagnosis.txt"
+    out.write_text("\n".join(lines) + "\n")
+    say(f"diagnosis: {out}")
+    return out

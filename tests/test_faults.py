@@ -45,6 +45,7 @@ from tests.faults_kit import (
     answer_stream,
     customer_ids,
     dead_letters_with,
+    diagnose,
     expected_answers,
     far_future_times,
     headers_of,
@@ -113,6 +114,7 @@ def count_problems(r: Rig, tally: Tally) -> list[str]:
     the harness, lost them)."""
     if (tally.lost, tally.twice) == (0, 0):
         return []
+    diagnose(r, tally)
     problem = f"expected 0 lost and 0 twice: {tally.describe()}"
     if tally.lost:
         in_kafka = r.in_kafka(list(tally.sent))
@@ -132,20 +134,8 @@ def verdict(problems: list[str]) -> None:
 # ---------------------------------------------------------------------- worker deaths
 
 
-# The open bug of issue 8: a worker that rebuilds a partition's state from the changelog
-# (a replacement on an empty disk, or a surviving peer) sometimes misses answers. Kept in
-# the suite, visibly (XFAIL/XPASS), until it is fixed.
-CHANGELOG_TAKEOVER_BUG = pytest.mark.xfail(
-    strict=False,
-    reason="open bug (issue 8): a worker that recovers a partition from the changelog "
-    "(empty disk or surviving peer) sometimes misses answers; in place never does",
-)
-
-
 @LONG
-@pytest.mark.parametrize(
-    "replacement", ["in_place", pytest.param("fresh", marks=CHANGELOG_TAKEOVER_BUG)]
-)
+@pytest.mark.parametrize("replacement", ["in_place", "fresh"])
 def test_the_only_worker_killed_mid_stream_is_replaced_and_every_answer_is_learned_once(
     app_rig: Rig, replacement: str
 ) -> None:
@@ -181,7 +171,6 @@ def test_the_only_worker_killed_mid_stream_is_replaced_and_every_answer_is_learn
 
 
 @LONG
-@CHANGELOG_TAKEOVER_BUG
 def test_two_workers_one_killed_mid_stream_the_other_takes_over_and_every_answer_is_learned_once(
     app_rig: Rig,
 ) -> None:

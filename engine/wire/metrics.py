@@ -38,6 +38,11 @@ DUPLICATES = Counter(
     "Records not applied again: a replay after a crash or rebalance, or a resent event_id",
     ["kind"],
 )
+GAPS = Counter(
+    "tailor_offset_holes",
+    "Records the consumer skipped: read again (reread), or taken as a real gap (accepted)",
+    ["agent", "outcome"],
+)
 CUSTOMERS = Gauge("tailor_customers_with_model", "Customers with a model on this worker")
 STORE_CONTEXTS = Counter("tailor_store_context_updates", "Store context updates consumed")
 

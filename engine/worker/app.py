@@ -13,12 +13,14 @@ from typing import Any
 
 import faust
 from faust.sensors.prometheus import setup_prometheus_sensors
+from faust.types import FutureMessage
 
 from config.catalog import load_catalog
 from config.settings import Settings
 from engine.wire.serving import Serving
 from engine.wire.topics import DEAD_LETTER, DECISIONS, INTERACTIONS, STORE_ANSWERS, STORE_CONTEXT
-from engine.worker.batch import Outgoing
+from engine.worker.batch import Outgoing, Stream
+from engine.worker.changelog import InFlight, Table
 from engine.worker.health import Health, ready
 from models.customer import CustomerModel
 from models.decision import CONTROL
@@ -54,7 +56,11 @@ class Worker:
     # batch writes back what changed), this only saves decoding.
     live: OrderedDict[str, CustomerModel] = field(default_factory=OrderedDict)
     live_generation: int = 0  # the rebalance the live models belong to
+    in_flight: InFlight = field(init=False)  # what was sent and is not yet in Kafka
     _serving: Serving | None = None
+
+    def __post_init__(self) -> None:
+        self.in_flight = InFlight(self.health, (self.customers, self.questions, self.stores))
 
     def live_models(self) -> OrderedDict[str, CustomerModel]:
         """The live models, none kept across a rebalance: a partition that comes back may
@@ -89,11 +95,18 @@ class Worker:
             self._serving = Serving.from_url(s.redis, s.offers_ttl_s, s.board_ttl_s)
         return self._serving
 
-    async def send(self, out: Outgoing) -> None:
-        """Send one record, retried through a broker outage (durable at the next commit)."""
-        await self.health.retry(
+    async def send(self, out: Outgoing) -> FutureMessage:
+        """Send one record, retried through a broker outage; `durable` waits for it."""
+        fut: FutureMessage = await self.health.retry(
             "kafka", lambda: out.topic.send(key=out.key, value=out.value, headers=out.headers)
         )
+        self.in_flight.add(fut, lambda: self.send(out))
+        return fut
+
+    async def durable(self) -> None:
+        """Return once every record sent so far, changelogs included, is in Kafka: call it
+        before a batch ends, so nothing is acknowledged before its effects are durable."""
+        await self.in_flight.settle()
 
     async def changelogs_known(self) -> None:
         """Make sure the producer has metadata for every changelog; call before table writes.
@@ -154,6 +167,8 @@ def build(settings: Settings) -> Worker:
         web_port=settings.worker_web_port,
         web_in_thread=False,
         producer_linger_ms=5,
+        Table=Table,  # keeps its changelog futures, for `Worker.durable`
+        Stream=Stream,  # its take_events acknowledges only what it yielded
     )
     setup_prometheus_sensors(app, pattern="/metrics", name_prefix="tailor_faust")
 

@@ -33,11 +33,13 @@ from faust.types import EventT
 
 from engine.wire import metrics
 from engine.wire.events import Interaction, Rejection, check_time, decode_interaction
+from engine.wire.topics import INTERACTIONS
 from engine.worker.app import Worker
 from engine.worker.batch import Batch, Outgoing, written_as
 from engine.worker.commands import Command, command, command_of, run_command
 from engine.worker.dead_letter import dead_letter_record
 from engine.worker.questions import remember
+from engine.worker.sequence import Sequencer
 from engine.worker.stores import NO_STORE, situation_of, trending_of
 from models.answer import STRENGTH, answer_of
 from models.context import Context, daypart_at
@@ -146,6 +148,7 @@ async def process(w: Worker, events: Sequence[EventT[bytes]]) -> None:
         metrics.EVENTS.labels("invalid", "dead_letter").inc()
     for out in batch.sends:
         await w.send(out)
+    await w.durable()  # only now may Faust acknowledge the batch
     metrics.BATCH_SECONDS.observe(time.perf_counter() - started)
 
 
@@ -287,12 +290,24 @@ def decide(
 
 
 def install(w: Worker) -> None:
+    sequencer = Sequencer("tailor.learn")
+
     @w.app.agent(w.interactions_topic, name="tailor.learn")
     async def learn_agent(stream: faust.StreamT[bytes]) -> None:
         # take_events (not take) keeps each message's topic/partition/offset for dead letters.
         batches = stream.take_events(w.settings.batch_size, within=w.settings.batch_within_s)  # type: ignore[attr-defined]
         async for events in batches:
-            await process(w, events)
+            # What the sequencer holds back is not acknowledged: it is read again.
+            events[:] = await sequencer.admit(w.app.consumer, w.app.rebalancing_count, events)
+            if events:
+                await process(w, events)
+            sequencer.done()
+
+    async def recheck() -> None:
+        if not (w.app.rebalancing or w.app.in_recovery):
+            await sequencer.recheck(w.app.consumer, INTERACTIONS, w.app.rebalancing_count)
+
+    w.app.timer(1.0, name="tailor.recheck_interactions")(w.health.guarded("recheck", recheck))
 
     async def count_customers() -> None:
         metrics.CUSTOMERS.set(len(w.customers))

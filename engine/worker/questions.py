@@ -37,6 +37,7 @@ async def close(w: Worker) -> None:
     for cid, q in due:
         body = {"customer_id": cid, "context": q["context"], "due": q["due"]}
         await w.send(command(w, "expire", cid, body))
+    await w.durable()
 
 
 async def sweep(w: Worker) -> None:
@@ -51,6 +52,7 @@ async def sweep(w: Worker) -> None:
         if ttl is None or last is None or now - float(last) <= ttl:
             continue
         await w.send(command(w, "forget", cid, {"customer_id": cid, "if_idle_since": last}))
+    await w.durable()
 
 
 def install(w: Worker) -> None:

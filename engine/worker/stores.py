@@ -18,9 +18,11 @@ from faust.types import EventT
 
 from engine.wire import metrics
 from engine.wire.events import Rejection, decode_store_context
+from engine.wire.topics import STORE_ANSWERS
 from engine.worker.app import Worker
 from engine.worker.batch import written_as
 from engine.worker.dead_letter import dead_letter_record
+from engine.worker.sequence import Sequencer
 from models.answer import STRENGTH
 from models.context import Context, daypart_at
 from models.trending import Trending, scopes_for
@@ -109,11 +111,15 @@ def learn_answer(w: Worker, state: dict[str, Any], answer: dict[str, Any]) -> bo
 def install(w: Worker) -> None:
     settings, stores = w.settings, w.stores
 
+    sequencer = Sequencer("tailor.trend")
+
     @w.app.agent(w.store_answers_topic, name="tailor.trend")
     async def trend(stream: faust.StreamT[bytes]) -> None:
         """Decayed popularity of offers per store, from yes-answers repartitioned by store."""
         batches = stream.take_events(settings.batch_size, within=settings.batch_within_s)  # type: ignore[attr-defined]
         async for events in batches:
+            # Its high-water dedupe must see every answer in order: holes are read again.
+            events[:] = await sequencer.admit(w.app.consumer, w.app.rebalancing_count, events)
             touched: dict[str, dict[str, Any]] = {}
             records: dict[str, EventT[bytes]] = {}
             refused = []
@@ -133,6 +139,8 @@ def install(w: Worker) -> None:
             await publish(w, set(touched))
             for out in refused:
                 await w.send(out)
+            await w.durable()
+            sequencer.done()
 
     @w.app.agent(w.store_context_topic, name="tailor.store_context")
     async def context(stream: faust.StreamT[bytes]) -> None:
@@ -164,12 +172,19 @@ def install(w: Worker) -> None:
                 await publish(w, touched)
             for out in refused:
                 await w.send(out)
+            await w.durable()
 
     async def refresh_boards() -> None:
         """Boards follow the clock when a store is quiet: dayparts turn, trending decays."""
         owned = {s for s in stores.keys() if s in w.catalog.stores or s == NO_STORE}  # noqa: SIM118 - a Faust table
         if owned:
             await publish(w, owned)
+
+    async def recheck() -> None:
+        if not (w.app.rebalancing or w.app.in_recovery):
+            await sequencer.recheck(w.app.consumer, STORE_ANSWERS, w.app.rebalancing_count)
+
+    w.app.timer(1.0, name="tailor.recheck_store_answers")(w.health.guarded("recheck", recheck))
 
     w.app.timer(BOARD_REFRESH_S, name="tailor.refresh_boards")(
         w.health.guarded("refresh_boards", refresh_boards)
