@@ -314,8 +314,12 @@ def run_bare_faust(settings: Settings, target: int, logs: Path, timeout: float) 
 # ---------------------------------------------------------------- the worker
 
 
-def run_worker(settings: Settings, target: int, logs: Path, timeout: float) -> Run:
-    """Start `tailor worker`; poll its /metrics until `tailor_events_total` reaches `target`."""
+def run_worker(
+    settings: Settings, target: int, logs: Path, timeout: float, profile: Path | None = None
+) -> Run:
+    """Start `tailor worker`; poll its /metrics until `tailor_events_total` reaches `target`.
+    With `profile`, py-spy samples the worker from ready to done into that file (raw
+    collapsed stacks)."""
     log = logs / "worker.log"
     base = f"http://127.0.0.1:{settings.worker_web_port}"
     say(f"tailor worker: starting (log: {log})")
@@ -325,6 +329,7 @@ def run_worker(settings: Settings, target: int, logs: Path, timeout: float) -> R
         wait_http(f"{base}/ready", proc, log, timeout=120.0)
         ready_s = time.monotonic() - started
         say(f"tailor worker: ready after {ready_s:.1f}s")
+        spy = profiler(proc.pid, profile) if profile else None
         totals: dict[str, float] = {}
         first: tuple[float, float] | None = None
         last_say = now = time.monotonic()
@@ -344,6 +349,9 @@ def run_worker(settings: Settings, target: int, logs: Path, timeout: float) -> R
                 rate = (count - first[1]) / (now - first[0]) if first and now > first[0] else 0.0
                 say(f"tailor worker: {count:.0f}/{target} events ({rate:.0f}/s)")
             time.sleep(POLL_S)
+        if spy is not None:
+            spy.send_signal(signal.SIGINT)
+            spy.wait(timeout=60)
     finally:
         stop(proc)
     count = totals.get("tailor_events_total", 0.0)
@@ -357,6 +365,40 @@ def run_worker(settings: Settings, target: int, logs: Path, timeout: float) -> R
         now - started,
         {"ready_s": ready_s, **totals},
     )
+
+
+def profiler(pid: int, out: Path) -> subprocess.Popen[bytes]:
+    """py-spy sampling `pid` (100 Hz, raw collapsed stacks to `out`) until SIGINT."""
+    spy = shutil.which("py-spy", path=str(Path(sys.executable).parent)) or "py-spy"
+    command = [spy, "record", "--pid", str(pid), "--rate", "100", "--format", "raw"]
+    return subprocess.Popen([*command, "--output", str(out)], stdout=subprocess.DEVNULL)
+
+
+def profile_headline(path: Path, top: int = 14) -> list[str]:
+    """The functions the worker spent its samples in (inclusive, own code and libraries),
+    from py-spy's collapsed stacks."""
+    if not path.exists():
+        return [f"profile: no samples in {path}"]
+    inclusive: dict[str, int] = {}
+    total = 0
+    for line in path.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not count.isdigit() or "(idle)" in stack:
+            continue
+        n = int(count)
+        total += n
+        for frame in {f.split(" (")[0] + " " + _where(f) for f in stack.split(";")}:
+            inclusive[frame] = inclusive.get(frame, 0) + n
+    ranked = sorted(inclusive.items(), key=lambda kv: -kv[1])
+    lines = [f"profile ({total} busy samples, inclusive share; stacks in {path}):"]
+    lines += [f"  {n / total:6.1%}  {frame}" for frame, n in ranked[:top] if total]
+    return lines
+
+
+def _where(frame: str) -> str:
+    """`(path/to/module.py:12)` -> `module.py`."""
+    inside = frame.partition(" (")[2].rstrip(")")
+    return Path(inside.rsplit(":", 1)[0]).name if inside else ""
 
 
 # ---------------------------------------------------------------- baseline B: raw Redis
@@ -478,6 +520,12 @@ def main() -> None:
     parser.add_argument("--keep-stack", action="store_true", help="leave Kafka and Redis running")
     parser.add_argument("--timeout", type=float, default=600.0, help="per consumer, seconds")
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        metavar="FILE",
+        help="sample the worker with py-spy into FILE (collapsed stacks); print the top frames",
+    )
     child = parser.add_argument_group("internal: the bare Faust child process")
     child.add_argument("--bare-faust-child", action="store_true", help=argparse.SUPPRESS)
     for name, kind in (
@@ -519,7 +567,7 @@ def main() -> None:
             notes.append(f"note: the topic held {target} records (earlier runs); all were read")
         bare = run_bare_faust(settings, target, logs, args.timeout)
         say(f"bare faust: {bare.count} events, {bare.rate:.0f}/s")
-        worker = run_worker(settings, target, logs, args.timeout)
+        worker = run_worker(settings, target, logs, args.timeout, args.profile)
         say(f"tailor worker: {worker.count} events, {worker.rate:.0f}/s")
         payload = asyncio.run(real_decision(settings.redis, events[-1]["customer_id"]))
         payload = payload or decision_payload()
@@ -530,6 +578,8 @@ def main() -> None:
         say(f"raw redis: {redis_run.count} writes, {redis_run.rate:.0f}/s")
         load_after = os.getloadavg()
         notes += worker_notes(worker, redis_run, len(payload))
+        if args.profile:
+            notes += profile_headline(args.profile)
         notes.append(
             f"machine: {os.cpu_count()} cores, shared with other work (load average "
             f"{load_before[0]:.2f} before, {load_after[0]:.2f} after); Kafka, Redis, the "
