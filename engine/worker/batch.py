@@ -41,6 +41,7 @@ class Batch:
         self.customers = customers  # the worker's table of customer models
         self.live = live if live is not None else {}  # models decoded by earlier batches
         self.models: dict[str, CustomerModel] = {}
+        self.pending_before: dict[str, dict[str, float]] = {}  # open questions at load
         self.latest: dict[str, tuple[Context, str | None]] = {}  # who to decide for, and in what
         self.changed: set[str] = set()  # whose state to write back
         self.entered: dict[str, float] = {}  # when the customer's oldest event arrived
@@ -59,6 +60,7 @@ class Batch:
                 self.customers.get(customer_id)
             )
             self.models[customer_id] = model
+            self.pending_before[customer_id] = dict(model.pending)
         return model
 
     def touch(self, customer_id: str, ctx: Context, event_id: str | None, at: float) -> None:

@@ -131,7 +131,8 @@ async def process(w: Worker, events: Sequence[EventT[bytes]]) -> None:
         with written_as(batch.records.get(cid)):
             w.customers[cid] = batch.models[cid].to_state()
             if cid in batch.latest:
-                remember(w, cid, batch.models[cid], batch.latest[cid][0])
+                before = batch.pending_before.get(cid, {})
+                remember(w, cid, batch.models[cid], batch.latest[cid][0], before)
     w.keep_live({c: batch.models[c] for c in batch.changed}, batch.forgotten, generation)
     await w.health.retry("redis", lambda: w.serving().write(offers=decisions))
     # After the writes, so nothing of a forgotten customer survives them.

@@ -12,6 +12,7 @@ idle known customers (TAILOR_CUSTOMER_TTL_S) the same way, by a conditional `for
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 
 from engine.worker.app import Worker
 from engine.worker.commands import command
@@ -21,10 +22,27 @@ from models.customer import CustomerModel
 SWEEP_EVERY_S = 600.0
 
 
-def remember(w: Worker, customer_id: str, model: CustomerModel, ctx: Context) -> None:
-    """Keep `questions` to the customers with open questions, due when the first expires."""
-    if model.pending:
-        due = min(model.pending.values()) + w.settings.answer_window_s
+def due_of(w: Worker, pending: Mapping[str, float]) -> float | None:
+    """When the first of these open questions expires, if there is one."""
+    return min(pending.values()) + w.settings.answer_window_s if pending else None
+
+
+def remember(
+    w: Worker,
+    customer_id: str,
+    model: CustomerModel,
+    ctx: Context,
+    pending_before: Mapping[str, float],
+) -> None:
+    """Keep `questions` to the customers with open questions, due when the first expires.
+
+    Written only when that time changed from what the table holds (it was written from
+    `pending_before`), so the context kept is the one in which the first open question
+    was asked, and a batch of impressions does not rewrite every customer's entry."""
+    due = due_of(w, model.pending)
+    if due == due_of(w, pending_before):
+        return
+    if due is not None:
         w.questions[customer_id] = {"due": due, "context": ctx.as_json()}
     elif w.questions.get(customer_id) is not None:
         del w.questions[customer_id]
