@@ -4,9 +4,12 @@ Pre-produces N seeded interaction events to `tailor.interactions`, then measures
 the other on the same broker and backlog: a bare Faust agent that only counts the events
 (the floor of Faust + Kafka), the Tailor worker as a child process (validate, learn, decide,
 write to Redis and Kafka), and the same number of decision-sized writes pipelined straight
-to Redis (how much of the worker's time Redis could be).
+to Redis (how much of the worker's time Redis could be). Once the worker has drained the
+backlog, `--live` events are sent at `--live-rate` and each is timed from its send to its
+decision in Redis (event-to-decision p50/p99, see benchmarks.latency).
 
-    .venv/bin/python -m benchmarks.throughput [--events 20000] [--customers 5000] [--keep-stack]
+    .venv/bin/python -m benchmarks.throughput [--events 20000] [--customers 5000] [--json]
+        [--live 1000 --live-rate 100] [--profile worker.prof] [--keep-stack]
 
 A private stack (free ports, temporary state dir) is started and stopped, unless
 TAILOR_KAFKA_BOOTSTRAP / TAILOR_REDIS_URL name existing servers. Progress goes to stderr,
@@ -29,7 +32,7 @@ import time
 import urllib.request
 import uuid
 import zlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -40,6 +43,7 @@ import orjson
 import redis.asyncio as aioredis
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
+from benchmarks.latency import event_to_decision, live_events, percentile
 from config.catalog import load_catalog
 from config.settings import Settings
 from engine.dev.processes import free_ports, start_role, stop, tail, wait_http
@@ -315,11 +319,17 @@ def run_bare_faust(settings: Settings, target: int, logs: Path, timeout: float) 
 
 
 def run_worker(
-    settings: Settings, target: int, logs: Path, timeout: float, profile: Path | None = None
+    settings: Settings,
+    target: int,
+    logs: Path,
+    timeout: float,
+    profile: Path | None = None,
+    then: Callable[[], dict[str, float]] | None = None,
 ) -> Run:
     """Start `tailor worker`; poll its /metrics until `tailor_events_total` reaches `target`.
     With `profile`, py-spy samples the worker from ready to done into that file (raw
-    collapsed stacks)."""
+    collapsed stacks). `then` runs against the still running worker afterwards (the live
+    latency phase); what it returns joins the run's figures."""
     log = logs / "worker.log"
     base = f"http://127.0.0.1:{settings.worker_web_port}"
     say(f"tailor worker: starting (log: {log})")
@@ -331,6 +341,7 @@ def run_worker(
         say(f"tailor worker: ready after {ready_s:.1f}s")
         spy = profiler(proc.pid, profile) if profile else None
         totals: dict[str, float] = {}
+        after: dict[str, float] = {}
         first: tuple[float, float] | None = None
         last_say = now = time.monotonic()
         while now - started < timeout:
@@ -352,6 +363,8 @@ def run_worker(
         if spy is not None:
             spy.send_signal(signal.SIGINT)
             spy.wait(timeout=60)
+        drained = totals.get("tailor_events_total", 0.0) >= target
+        after = then() if then is not None and drained else {}
     finally:
         stop(proc)
     count = totals.get("tailor_events_total", 0.0)
@@ -363,7 +376,7 @@ def run_worker(
         int(count - first_count),
         now - first_t,
         now - started,
-        {"ready_s": ready_s, **totals},
+        {"ready_s": ready_s, **totals, **after},
     )
 
 
@@ -460,6 +473,27 @@ def report(
         print(note)
 
 
+def summary(bare: Run, worker: Run, redis_run: Run, args: argparse.Namespace) -> dict[str, Any]:
+    """The figures of one run, for `--json`."""
+    x = worker.extra
+    return {
+        "events": args.events,
+        "event_mix": dict(EVENT_MIX),
+        "tailor_events_per_s": round(worker.rate, 1),
+        "bare_faust_events_per_s": round(bare.rate, 1),
+        "ratio": round(worker.rate / bare.rate, 3) if bare.rate else None,
+        "raw_redis_writes_per_s": round(redis_run.rate, 1),
+        "live_events": args.live,
+        "live_rate_per_s": args.live_rate,
+        "event_to_decision_p50_ms": round(x.get("live_p50_ms", 0.0), 1),
+        "event_to_decision_p99_ms": round(x.get("live_p99_ms", 0.0), 1),
+        "live_decided": int(x.get("live_decided", 0)),
+        "live_missed": int(x.get("live_missed", 0)),
+        "complete": bare.done and worker.done,
+        "cores": os.cpu_count(),
+    }
+
+
 def worker_notes(worker: Run, redis_run: Run, payload: int) -> list[str]:
     """What the worker's own metrics say, and the share of its time Redis could explain."""
     x = worker.extra
@@ -478,6 +512,12 @@ def worker_notes(worker: Run, redis_run: Run, payload: int) -> list[str]:
         "were produced before the worker started), not serving latency; throughput is the "
         "figure",
     ]
+    if x.get("live_decided"):
+        notes.append(
+            f"live: {x['live_decided']:.0f} events sent at a steady rate after the backlog, "
+            f"each to its decision in Redis: p50 {x['live_p50_ms']:.0f} ms, p99 "
+            f"{x['live_p99_ms']:.0f} ms ({x.get('live_missed', 0):.0f} never decided)"
+        )
     if worker.steady_s and redis_run.rate:
         redis_s = decisions / redis_run.rate
         notes.append(
@@ -520,6 +560,14 @@ def main() -> None:
     parser.add_argument("--keep-stack", action="store_true", help="leave Kafka and Redis running")
     parser.add_argument("--timeout", type=float, default=600.0, help="per consumer, seconds")
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument(
+        "--live",
+        type=int,
+        default=1_000,
+        help="events sent live after the backlog, for event-to-decision latency (0: none)",
+    )
+    parser.add_argument("--live-rate", type=float, default=100.0, help="their rate, per second")
+    parser.add_argument("--json", action="store_true", help="print the figures as JSON")
     parser.add_argument(
         "--profile",
         type=Path,
@@ -567,7 +615,25 @@ def main() -> None:
             notes.append(f"note: the topic held {target} records (earlier runs); all were read")
         bare = run_bare_faust(settings, target, logs, args.timeout)
         say(f"bare faust: {bare.count} events, {bare.rate:.0f}/s")
-        worker = run_worker(settings, target, logs, args.timeout, args.profile)
+        live = live_events(
+            make_events(args.live, args.live, catalog, args.seed + 1), settings.app_id
+        )
+
+        def live_phase() -> dict[str, float]:
+            if not live:
+                return {}
+            say(f"live: {len(live)} events at {args.live_rate:.0f}/s, each to its decision")
+            took, missed = asyncio.run(
+                event_to_decision(settings.kafka, settings.redis, live, args.live_rate, 30.0)
+            )
+            return {
+                "live_p50_ms": percentile(took, 0.5) * 1000,
+                "live_p99_ms": percentile(took, 0.99) * 1000,
+                "live_decided": float(len(took)),
+                "live_missed": float(missed),
+            }
+
+        worker = run_worker(settings, target, logs, args.timeout, args.profile, live_phase)
         say(f"tailor worker: {worker.count} events, {worker.rate:.0f}/s")
         payload = asyncio.run(real_decision(settings.redis, events[-1]["customer_id"]))
         payload = payload or decision_payload()
@@ -586,7 +652,10 @@ def main() -> None:
             "consumer and this script all on it"
         )
         notes.append(f"command wall time: {time.monotonic() - wall_started:.0f} s")
-        report([bare, worker, redis_run], settings, args, notes)
+        if args.json:
+            print(json.dumps(summary(bare, worker, redis_run, args), indent=2))
+        else:
+            report([bare, worker, redis_run], settings, args, notes)
         ok = True
     finally:
         if args.keep_stack:

@@ -6,6 +6,7 @@ from datetime import datetime
 
 import orjson
 
+from benchmarks.latency import live_events, percentile
 from benchmarks.throughput import decision_payload, make_events
 from config.catalog import load_catalog
 from engine.wire.events import Interaction, decode_interaction
@@ -51,3 +52,18 @@ def test_metric_totals_sum_tailor_samples_over_labels() -> None:
     summed = totals(text)
     assert summed["tailor_events_total"] == 5.0
     assert "other_total" not in summed
+
+
+def test_live_events_each_have_a_customer_and_an_id_of_their_own() -> None:
+    live = live_events(make_events(50, 5, CATALOG, seed=1), "r1")
+    assert len({e["customer_id"] for e in live}) == 50
+    assert len({e["event_id"] for e in live}) == 50
+    assert all(isinstance(decode_interaction(orjson.dumps(e), CATALOG), Interaction) for e in live)
+
+
+def test_percentiles_by_nearest_rank() -> None:
+    values = [float(v) for v in range(1, 101)]
+    assert percentile(values, 0.5) == 50.0
+    assert percentile(values, 0.99) == 99.0
+    assert percentile([3.0], 0.99) == 3.0
+    assert percentile([], 0.5) == 0.0
