@@ -50,6 +50,7 @@ ENV PYTHONUNBUFFERED=1 \
     TAILOR_API_HOST=0.0.0.0 \
     TAILOR_API_PORT=8080 \
     TAILOR_WORKER_WEB_PORT=6066 \
+    TAILOR_WORKER_WEB_BIND=0.0.0.0 \
     TAILOR_STATE_DIR=/app/.tailor
 
 RUN groupadd --system --gid 10001 tailor \
@@ -61,7 +62,7 @@ COPY --from=builder /opt/venv /opt/venv
 WORKDIR /app
 USER 10001:10001
 
-# 8080: HTTP API (`tailor api`); 6066: worker /metrics (`tailor worker`).
+# 8080: HTTP API (`tailor api`); 6066: worker /metrics and /ready (`tailor worker`).
 EXPOSE 8080 6066
 
 # Checks the api role, the default command. The worker serves no /healthz: compose.yaml

@@ -7,6 +7,7 @@ variable, what it expected and what it got.
 
 from __future__ import annotations
 
+import ipaddress
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
@@ -50,6 +51,11 @@ class Settings(BaseSettings):
     api_host: str = "127.0.0.1"
     api_port: int = Field(8080, ge=1, le=65535)
     worker_web_port: int = Field(6066, ge=1, le=65535, description="worker /metrics")
+    worker_web_bind: str = Field(
+        "127.0.0.1",
+        description="IP address the worker's /metrics and /ready listen on; 0.0.0.0: every "
+        "interface (the container image sets it, so it can be scraped and probed)",
+    )
     api_keys: Annotated[tuple[SecretStr, ...], NoDecode] = Field(
         (), description="comma-separated keys for writes and deletes; none: keys off"
     )
@@ -135,6 +141,15 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             return tuple(part.strip() for part in value.split(",") if part.strip())
         return value
+
+    @field_validator("worker_web_bind")
+    @classmethod
+    def _ip_address(cls, value: str) -> str:
+        """Checked at start, not when the worker's web server first fails to bind."""
+        try:
+            return str(ipaddress.ip_address(value))
+        except ValueError:
+            raise ValueError("an IP address to listen on, like 127.0.0.1 or 0.0.0.0") from None
 
     @model_validator(mode="after")
     def _ports_differ(self) -> Settings:

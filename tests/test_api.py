@@ -10,22 +10,25 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import re
 import socket
 import threading
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from urllib.parse import unquote
 
 import httpx
+import orjson
 import pytest
 from fastapi.testclient import TestClient
 
 from config.settings import Settings, SettingsError
 from engine.api.app import create_app
-from engine.api.producer import RECONNECT_PAUSE_S, Producer
+from engine.api.producer import RECONNECT_PAUSE_S, Producer, Record
 from engine.wire.events import ID_RULE, id_problem
 from engine.wire.serving import Serving
+from engine.wire.topics import STORE_CONTEXT
 
 KEY = "test-key-123"
 
@@ -372,3 +375,109 @@ def test_a_hung_redis_costs_a_read_its_socket_timeout(silent_server: str) -> Non
     print(f"hung redis: GET offers answered {r.status_code} in {took:.2f} s")
     assert_json_error(r, 503, "redis unavailable: ", "Timeout")
     assert took < 5, f"took {took:.1f} s: redis-py retries 3 times with backoff by default"
+
+
+def test_routing_and_route_errors_have_the_documented_shape_only(client: TestClient) -> None:
+    wrong_method = client.put("/v1/events", json={})
+    assert_json_error(wrong_method, 405)
+    assert wrong_method.headers["allow"] == "POST"  # the router's headers are kept
+    for r in (client.get("/nope"), wrong_method, client.get("/v1/stores/s-9/board")):
+        assert set(r.json()) == {"error"}, r.json()  # no FastAPI `detail`
+
+
+# ---- store context: when the sensor read it ------------------------------------------------
+
+
+@pytest.fixture
+def produced(monkeypatch: pytest.MonkeyPatch) -> list[Record]:
+    """What the API hands Kafka, captured instead of sent."""
+    records: list[Record] = []
+
+    async def send(_: object, batch: list[Record]) -> None:
+        records.extend(batch)
+
+    monkeypatch.setattr(Producer, "send", send)
+    return records
+
+
+def test_store_context_carries_the_sensors_ts_in_utc(
+    client: TestClient, produced: list[Record]
+) -> None:
+    read_at = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=5)
+    local = read_at.astimezone(timezone(timedelta(hours=2))).isoformat()
+    body = {"queue_length": 4, "ts": local}
+    r = client.post("/v1/stores/s-1/context", json=body, headers=AUTH)
+    assert r.status_code == 202, r.text
+    assert r.json()["ts"] == read_at.isoformat()
+    [record] = produced
+    assert record.topic == STORE_CONTEXT and record.key == b"s-1"
+    sent = orjson.loads(record.value)
+    assert sent["store_id"] == "s-1" and sent["queue_length"] == 4
+    assert datetime.fromisoformat(sent["ts"]) == read_at and sent["ts"].endswith("Z")
+
+
+def test_store_context_without_ts_is_stamped_on_arrival(
+    client: TestClient, produced: list[Record]
+) -> None:
+    before = datetime.now(UTC)
+    r = client.post("/v1/stores/s-1/context", json={"weather": "rain"}, headers=AUTH)
+    assert r.status_code == 202, r.text
+    stamped = datetime.fromisoformat(orjson.loads(produced[0].value)["ts"])
+    assert before <= stamped <= datetime.now(UTC)
+
+
+@pytest.mark.parametrize(
+    ("ts", "says"),
+    [
+        ("yesterday-ish", "ts: "),
+        ("9999-12-31T23:59:59-23:59", "outside the years 1 to 9999"),
+        ("2000-01-01T00:00:00Z", "before it arrived"),
+        (lambda: (datetime.now(UTC) + timedelta(hours=1)).isoformat(), "after it arrived"),
+    ],
+    ids=["not a time", "past year 9999", "too old", "from the future"],
+)
+def test_store_context_with_a_bad_ts_is_400_saying_why(
+    client: TestClient, produced: list[Record], ts: object, says: str
+) -> None:
+    value = ts() if callable(ts) else ts
+    r = client.post("/v1/stores/s-1/context", json={"ts": value}, headers=AUTH)
+    assert_json_error(r, 400, "ts", says)
+    assert not produced
+
+
+# ---- works offline: the docs come from the package ------------------------------------------
+
+# Where a page may send a browser: this API only. Namespace names are not fetched.
+NOT_FETCHED = {"http://www.w3.org", "https://www.w3.org"}
+CDNS = ("cdn", "unpkg", "jsdelivr", "cloudflare", "googleapis", "gstatic", "bootstrapcdn")
+
+
+def test_the_docs_load_swagger_ui_from_this_api_only(client: TestClient) -> None:
+    r = client.get("/docs")
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/html")
+    page = r.text
+    assert not re.findall(r"(?:https?:)?//[\w.-]+", page), "the docs page names another host"
+    assert "default-src 'none'" in r.headers["content-security-policy"]
+    assert '"validatorUrl": null' in page  # no spec sent to swagger.io's validator
+    assets = re.findall(r'(?:src|href)="([^"]+)"', page)
+    assert len(assets) == 3, assets
+    for path in assets:
+        assert path.startswith("/docs/assets/"), path
+        asset = client.get(path)
+        assert asset.status_code == 200, path
+        if path.endswith((".js", ".css")):
+            hosts = set(re.findall(r"https?://[\w.-]+", asset.text)) - NOT_FETCHED
+            assert not [h for h in hosts if any(cdn in h for cdn in CDNS)], (path, hosts)
+            assert "@import" not in asset.text
+    assert "SwaggerUIBundle" in client.get("/docs/assets/swagger-ui-bundle.js").text
+    assert client.get("/docs/assets/redoc.standalone.js").status_code == 404  # it loads a CDN logo
+    assert client.get("/redoc").status_code == 404
+
+
+def test_the_openapi_refs_all_resolve(client: TestClient) -> None:
+    spec = client.get("/openapi.json").json()
+    refs = set(re.findall(r'"\$ref":\s*"([^"]+)"', orjson.dumps(spec).decode()))
+    components = {f"#/components/schemas/{name}" for name in spec["components"]["schemas"]}
+    assert refs and refs <= components, refs - components
+    context = spec["components"]["schemas"]["ContextUpdate"]["properties"]
+    assert "ts" in context and "queue_length" in context

@@ -67,3 +67,18 @@ def test_bad_settings_name_the_variable(monkeypatch: pytest.MonkeyPatch) -> None
         get_settings.cache_clear()
     assert "TAILOR_API_PORT" in str(err.value) and "'eighty'" in str(err.value)
     assert "TAILOR_EXPLORE_RATE" in str(err.value)
+
+
+def test_the_worker_web_bind_address_is_a_checked_setting(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert Settings().worker_web_bind == "127.0.0.1"  # loopback unless asked
+    monkeypatch.setenv("TAILOR_WORKER_WEB_BIND", "0.0.0.0")
+    assert Settings().worker_web_bind == "0.0.0.0"
+    assert Settings().as_env()["TAILOR_WORKER_WEB_BIND"] == "0.0.0.0"  # reaches child processes
+    monkeypatch.setenv("TAILOR_WORKER_WEB_BIND", "0.0.0.0:6066")
+    get_settings.cache_clear()
+    try:
+        with pytest.raises(SettingsError) as err:
+            get_settings()
+    finally:
+        get_settings.cache_clear()
+    assert "TAILOR_WORKER_WEB_BIND" in str(err.value) and "IP address" in str(err.value)

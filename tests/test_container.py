@@ -149,6 +149,19 @@ def test_dockerfile_final_stage_is_one_image_for_every_role(
     ), "the runtime stage should copy /opt/venv from the builder"
 
 
+def test_dockerfile_final_stage_listens_on_every_interface(
+    final_stage: list[tuple[str, str]],
+) -> None:
+    # A container's 127.0.0.1 is its own: bound there, nothing outside could call the API or
+    # scrape and probe the worker.
+    env = dict(
+        pair.split("=", 1) for keyword, args in final_stage if keyword == "ENV"
+        for pair in args.split()
+    )  # fmt: skip
+    assert env.get("TAILOR_API_HOST") == "0.0.0.0"
+    assert env.get("TAILOR_WORKER_WEB_BIND") == "0.0.0.0"
+
+
 # --- .dockerignore ---------------------------------------------------------------------------
 
 

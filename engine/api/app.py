@@ -28,7 +28,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 
 from config.catalog import load_catalog
 from config.settings import Settings
-from engine.api import board_page, errors
+from engine.api import board_page, docs, errors
 from engine.api.auth import writer_check
 from engine.api.gatekeeper import Gatekeeper
 from engine.api.health import PROBE_TIMEOUT_S, CachedProbe
@@ -36,8 +36,8 @@ from engine.api.producer import KafkaUnavailable, Producer, Record
 from engine.wire import metrics
 from engine.wire.events import (
     ID_RULE,
+    ContextUpdate,
     Interaction,
-    Situation,
     StoreContext,
     check_known,
     check_store_context,
@@ -55,9 +55,8 @@ MAX_EVENTS_PER_REQUEST = 1000
 # (a pooled socket Redis closed on a restart), none on a timeout.
 REDIS_TIMEOUT_S = 1.0
 # The body of POST /v1/events is parsed by hand (one event or a list, with clean errors),
-# so its schema is given to OpenAPI here; Situation is a component via the context route.
-EVENT_SCHEMA = Interaction.model_json_schema(ref_template="#/components/schemas/{model}")
-EVENT_SCHEMA.pop("$defs", None)
+# so its schema is given to OpenAPI here, whole.
+EVENT_SCHEMA = docs.inlined(Interaction.model_json_schema())
 
 
 def _json(body: dict[str, Any]) -> Response:
@@ -151,6 +150,8 @@ def create_app(settings: Settings) -> FastAPI:
         version="1",
         summary="Next-best offers for customers and boards for stores, learned live.",
         lifespan=lifespan,
+        docs_url=None,  # docs.install serves /docs from bundled assets, and no /redoc
+        redoc_url=None,
     )
 
     if settings.cors_origins:
@@ -163,6 +164,7 @@ def create_app(settings: Settings) -> FastAPI:
 
     api.add_middleware(Gatekeeper, max_body_bytes=settings.max_body_bytes)
     errors.install(api)
+    docs.install(api)
 
     def known_store(store_id: str) -> None:
         if store_id not in catalog.stores:
@@ -289,11 +291,22 @@ def create_app(settings: Settings) -> FastAPI:
         dependencies=[Depends(may_write)],
     )
     async def post_context(
-        store_id: Annotated[str, Depends(store_path)], situation: Situation
+        store_id: Annotated[str, Depends(store_path)], body: ContextUpdate
     ) -> dict[str, Any]:
+        """A store's situation now, or at `ts` when a sensor says when it read it (within
+        the window events' `ts` must lie in)."""
         known_store(store_id)
-        update = StoreContext(store_id=store_id, ts=datetime.now(UTC), **situation.model_dump())
-        if rejection := check_store_context(update, catalog):
+        arrival_s = time.time()
+        update = StoreContext(
+            store_id=store_id,
+            ts=body.ts or datetime.fromtimestamp(arrival_s, UTC),
+            **body.model_dump(exclude={"ts"}),
+        )
+        rejection = check_store_context(update, catalog)
+        if rejection is None and body.ts is not None:
+            window = settings.max_future_skew_s, settings.max_event_age_s
+            rejection = check_time(update, arrival_s, *window)
+        if rejection is not None:
             raise HTTPException(400, rejection.detail)
         value = orjson.dumps(update.model_dump(mode="json"))
         try:
@@ -302,7 +315,7 @@ def create_app(settings: Settings) -> FastAPI:
             raise errors.kafka_unavailable(
                 exc, "sending the update again is safe: the latest update wins"
             ) from None
-        return {"accepted": 1, "store_id": store_id}
+        return {"accepted": 1, "store_id": store_id, "ts": update.ts.isoformat()}
 
     @api.delete(
         "/v1/customers/{customer_id}",

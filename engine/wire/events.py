@@ -169,6 +169,15 @@ class StoreContext(Situation):
     _utc_ts = field_validator("ts")(_utc)
 
 
+class ContextUpdate(Situation):
+    """The body of `POST /v1/stores/{store_id}/context`: a sensor says when it read the
+    situation, since the update may reach the API late; absent, the API stamps arrival."""
+
+    ts: Annotated[datetime, AfterValidator(_utc)] | None = Field(
+        None, description="ISO 8601 time the reading was taken (default: when it arrives)"
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class Rejection:
     """Why an event was refused: `reason` is a short code (a metric label), `detail` says more."""
@@ -216,7 +225,7 @@ def _seconds(seconds: float) -> str:
 
 
 def check_time(
-    event: Interaction, arrival_s: float, max_future_s: float, max_age_s: float
+    event: Interaction | StoreContext, arrival_s: float, max_future_s: float, max_age_s: float
 ) -> Rejection | None:
     """Refuse a clock gone wrong: `ts` later than `arrival_s + max_future_s` or earlier than
     `arrival_s - max_age_s` (epoch seconds: the API's clock, or the worker's Kafka record

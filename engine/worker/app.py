@@ -163,7 +163,7 @@ def build(settings: Settings) -> Worker:
         consumer_group_instance_id=settings.worker_id,
         consumer_auto_offset_reset="earliest",
         web_host="127.0.0.1",
-        web_bind="127.0.0.1",
+        web_bind=settings.worker_web_bind,
         web_port=settings.worker_web_port,
         web_in_thread=False,
         producer_linger_ms=5,
