@@ -42,6 +42,7 @@ from typing import Any
 import orjson
 import redis.asyncio as aioredis
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
 
 from benchmarks.latency import event_to_decision, live_events, percentile
 from config.catalog import load_catalog
@@ -380,6 +381,67 @@ def run_worker(
     )
 
 
+def run_workers(settings: Settings, n: int, target: int, logs: Path, timeout: float) -> Run:
+    """`n` worker processes in one consumer group of their own (own ports, member ids and
+    state dirs), started together on the whole backlog. Progress is the group's committed
+    offsets on tailor.interactions: work durably done, where records delivered again by
+    the rebalances of the joins are not counted twice."""
+    group = settings.model_copy(
+        update={
+            "app_id": f"{settings.app_id}-x{n}",
+            "kafka_bootstrap": settings.kafka,
+            "redis_url": settings.redis,
+        }
+    )
+    say(f"{n} workers: starting")
+    started = time.monotonic()
+    procs = []
+    for i, port in enumerate(free_ports(n)):
+        member = group.model_copy(
+            update={
+                "worker_web_port": port,
+                "worker_id": f"w{i}",
+                "state_dir": settings.state_dir / f"x{n}-w{i}",
+            }
+        )
+        log = logs / f"x{n}-worker-{i}.log"
+        procs.append((port, log, start_role("worker", member, log)))
+    done = 0
+    try:
+        for port, log, proc in procs:
+            wait_http(f"http://127.0.0.1:{port}/ready", proc, log, timeout=120.0)
+        first: tuple[float, int] | None = None
+        last_say = now = time.monotonic()
+        while now - started < timeout and done < target:
+            for _, log, proc in procs:
+                if proc.poll() is not None:
+                    raise RuntimeError(f"a worker exited with {proc.returncode}:\n{tail(log)}")
+            done = asyncio.run(committed(group))
+            now = time.monotonic()
+            if first is None and done > 0:
+                first = (now, done)
+            if now - last_say >= PROGRESS_S:
+                last_say = now
+                say(f"{n} workers: {done}/{target} committed")
+            time.sleep(POLL_S)
+    finally:
+        for _, _, proc in procs:
+            stop(proc)
+    first_t, first_done = first or (now, done)
+    return Run(f"{n} workers", target, done, done - first_done, now - first_t, now - started, {})
+
+
+async def committed(settings: Settings) -> int:
+    """Records of tailor.interactions the app's consumer group has committed."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka)
+    await admin.start()
+    try:
+        offsets = await admin.list_consumer_group_offsets(settings.app_id)
+    finally:
+        await admin.close()
+    return sum(m.offset for tp, m in offsets.items() if tp.topic == INTERACTIONS and m.offset > 0)
+
+
 def profiler(pid: int, out: Path) -> subprocess.Popen[bytes]:
     """py-spy sampling `pid` (100 Hz, raw collapsed stacks to `out`) until SIGINT."""
     spy = shutil.which("py-spy", path=str(Path(sys.executable).parent)) or "py-spy"
@@ -569,6 +631,13 @@ def main() -> None:
     parser.add_argument("--live-rate", type=float, default=100.0, help="their rate, per second")
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
     parser.add_argument(
+        "--scale",
+        type=lambda text: [int(n) for n in text.split(",") if n],
+        default=[],
+        metavar="N,N,...",
+        help="also run N worker processes in one group on the same backlog, e.g. 1,2,4",
+    )
+    parser.add_argument(
         "--profile",
         type=Path,
         metavar="FILE",
@@ -635,6 +704,9 @@ def main() -> None:
 
         worker = run_worker(settings, target, logs, args.timeout, args.profile, live_phase)
         say(f"tailor worker: {worker.count} events, {worker.rate:.0f}/s")
+        scale = [run_workers(settings, n, target, logs, args.timeout) for n in args.scale]
+        for run in scale:
+            say(f"{run.name}: {run.count} committed, {run.rate:.0f}/s")
         payload = asyncio.run(real_decision(settings.redis, events[-1]["customer_id"]))
         payload = payload or decision_payload()
         keys = [f"tailor-bench:{settings.app_id}:{e['customer_id']}" for e in events]
@@ -652,8 +724,20 @@ def main() -> None:
             "consumer and this script all on it"
         )
         notes.append(f"command wall time: {time.monotonic() - wall_started:.0f} s")
+        if scale:
+            base = scale[0].rate
+            notes.append(
+                "scale-out (committed records/s of one group on the same backlog; "
+                f"{os.cpu_count()} cores for Kafka, Redis and every worker): "
+                + ", ".join(
+                    f"{r.name} {r.rate:,.0f}" + (f" ({r.rate / base:.2f} x)" if base else "")
+                    for r in scale
+                )
+            )
         if args.json:
-            print(json.dumps(summary(bare, worker, redis_run, args), indent=2))
+            figures = summary(bare, worker, redis_run, args)
+            figures["scale_out_per_s"] = {r.name: round(r.rate, 1) for r in scale}
+            print(json.dumps(figures, indent=2))
         else:
             report([bare, worker, redis_run], settings, args, notes)
         ok = True
