@@ -58,7 +58,7 @@ from models.policy import (
 )
 from models.residual import Vector, clip, logit, relogit_v, sigmoid_v
 from models.scoring import Menu, prior_logits
-from models.shared import Index, SharedModel
+from models.shared import Index, Lesson, SharedModel
 from models.trending import Trending, scopes_for
 
 
@@ -67,6 +67,7 @@ class LearnerConfig:
     personal: bool = True  # False: the engine without 1-1 learning (a baseline)
     shared: bool = True  # False: the menu prior and trending only (the control policy)
     answer_window_s: float = 900.0  # an impression with no yes this long after is a no
+    crowd_learns_here: bool = True  # False: `lessons` go to the crowd's owner (a worker)
     name: str = ENGINE  # recorded on every decision, for evaluation and lift
     policy: PolicyConfig = field(default_factory=PolicyConfig)
 
@@ -81,6 +82,18 @@ class Learner:
         self._menus: dict[tuple[str, str], tuple[Menu, tuple[Index, Index, Index]]] = {}
         self._pools: dict[tuple[object, ...], Pool] = {}
         self._last_lifts: tuple[object, dict[str, float]] = ((), {})
+        self.lessons: list[Lesson] = []  # for the crowd's owner, when it is not here
+
+    def take_lessons(self) -> list[Lesson]:
+        """The crowd's lessons since the last call (see `LearnerConfig.crowd_learns_here`)."""
+        taken, self.lessons = self.lessons, []
+        return taken
+
+    def use_crowd(self, shared: SharedModel) -> None:
+        """Decide with this crowd from now on (its tables are new: cached rows go)."""
+        self.shared = shared
+        self._menus.clear()
+        self._pools.clear()
 
     # --- estimating -----------------------------------------------------------------
 
@@ -152,8 +165,10 @@ class Learner:
         """Learn one answer in every layer; a yes is a soft no to what was asked with it."""
         lifts = self._menu_lifts(ctx, trending, now, offer, customer)
         menu = self._prior(offer, ctx, lifts)
-        if self.cfg.shared:
+        if self.cfg.shared and self.cfg.crowd_learns_here:
             self.shared.learn(offer, ctx, logit(menu.p_yes), yes, strength)
+        elif self.cfg.shared:
+            self.lessons.append(Lesson(offer.offer_id, ctx, logit(menu.p_yes), yes, strength))
         if customer is None:
             return
         if not self.cfg.personal:
@@ -376,16 +391,9 @@ class Learner:
         offers = self._rank(store_id, ctx, customer, trending, now, rng, stock_out)
         customer.ask([o.offer_id for o in offers])
         return Decision(
-            decision_id,
-            "customer",
-            customer_id,
-            store_id,
-            ctx,
-            tuple(offers),
-            now,
-            customer.answers,
-            self.cfg.name,
-        )
+            decision_id, "customer", customer_id, store_id, ctx, tuple(offers), now,
+            customer.answers, self.cfg.name,
+        )  # fmt: skip
 
 
 def _sigmoid(z: float) -> float:

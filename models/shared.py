@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -37,6 +38,35 @@ from models.residual import Residual, Vector
 
 _tokens = itertools.count(1)
 Index = NDArray[np.intp]
+_CONTEXT_FIELDS = ("daypart", "weather", "temperature_c", "queue_length", "channel", "store_id")
+
+
+@dataclass(frozen=True, slots=True)
+class Lesson:
+    """One answer for the crowd, learned wherever the crowd lives (in a worker, its owner
+    process: every worker's answers reach one model, which every worker then reads).
+
+    >>> lesson = Lesson("latte", Context("breakfast", weather="rain"), -1.2, True, 0.5)
+    >>> Lesson.from_json(lesson.as_json()) == lesson
+    True
+    """
+
+    offer_id: str
+    ctx: Context
+    offset: float  # the menu prior's logit the answer was given against
+    yes: bool
+    strength: float
+
+    def as_json(self) -> list[Any]:
+        return [self.offer_id, self.ctx.as_json(), self.offset, self.yes, self.strength]
+
+    @classmethod
+    def from_json(cls, raw: Sequence[Any]) -> Lesson:
+        offer_id, ctx, offset, yes, strength = raw
+        known = {k: ctx[k] for k in _CONTEXT_FIELDS if k in ctx}
+        extra = {k: v for k, v in ctx.items() if k not in _CONTEXT_FIELDS}
+        context = Context(**known, extra=extra)
+        return cls(str(offer_id), context, float(offset), bool(yes), float(strength))
 
 
 def columns(ctx: Context) -> list[tuple[str, float]]:
@@ -109,6 +139,9 @@ class SharedModel:
 
     def predict_one(self, offer: Offer, ctx: Context, offset: float) -> float:
         return self._model.predict_one(crosses(offer, ctx), offset)
+
+    def learn_lesson(self, offer: Offer, lesson: Lesson) -> None:
+        self.learn(offer, lesson.ctx, lesson.offset, lesson.yes, lesson.strength)
 
     def learn(self, offer: Offer, ctx: Context, offset: float, yes: bool, w: float = 1.0) -> None:
         cols = [col for col, _ in columns(ctx)]

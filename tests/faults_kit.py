@@ -46,6 +46,7 @@ from engine.dev.processes import free_ports, start_role, tail
 from engine.dev.stack import Stack
 from engine.wire.serving import STORE_KEY, offers_key
 from engine.wire.topics import (
+    CROWD_LESSONS,
     DEAD_LETTER,
     INTERACTIONS,
     STORE_ANSWERS,
@@ -699,7 +700,7 @@ async def start_at_the_end(settings: Settings) -> None:
     counts = partitions(settings)
     tps = [
         TopicPartition(t, p)
-        for t in (INTERACTIONS, STORE_ANSWERS, STORE_CONTEXT)
+        for t in (INTERACTIONS, STORE_ANSWERS, STORE_CONTEXT, CROWD_LESSONS)
         for p in range(counts[t])
     ]
     consumer = AIOKafkaConsumer(

@@ -362,6 +362,41 @@ async def test_a_customers_model_survives_a_worker_restart(
     assert after["answers"] == 4, "the restarted worker learned on top of the recovered model"
 
 
+async def test_one_crowd_learns_every_answer_and_a_restarted_worker_keeps_it(
+    pipeline: Pipeline, http: httpx.AsyncClient, redis: aioredis.Redis
+) -> None:
+    """The crowd is learned in one place from every worker's answers and snapshotted in
+    Redis, where every worker reads it back; a restart continues it, not starts over."""
+    key = f"tailor:crowd:{pipeline.settings.app_id}"
+
+    async def crowd_answers() -> int:
+        raw = await redis.get(key)
+        return int(orjson.loads(raw)["n"]) if raw else 0
+
+    async def at_least(n: int) -> int | None:
+        got = await crowd_answers()
+        return got if got >= n else None
+
+    start = await crowd_answers()
+    where = {"store_id": "s-2", "channel": "web"}
+    cid = "c-" + uuid.uuid4().hex[:10]
+    await post_events(http, [event(cid, "latte", "purchase", **where) for _ in range(5)])
+    learned = await eventually(lambda: at_least(start + 5), "the crowd to learn 5 answers")
+    used = await eventually(
+        lambda: _at_least_gauge(pipeline, learned), "the worker to decide with that crowd"
+    )
+    assert used >= learned
+
+    pipeline.restart_worker()
+    await post_events(http, [event(cid, "hot-chocolate", "purchase", **where) for _ in range(3)])
+    await eventually(lambda: at_least(learned + 3), "the crowd to go on after a restart")
+
+
+async def _at_least_gauge(pipeline: Pipeline, n: int) -> float | None:
+    got = await worker_counter(pipeline, "tailor_crowd_answers")
+    return got if got >= n else None
+
+
 async def worker_counter(pipeline: Pipeline, name: str, **labels: str) -> float:
     async with httpx.AsyncClient() as client:
         text = (await client.get(pipeline.worker_metrics)).text

@@ -17,6 +17,7 @@ from models.holdout import group_of
 from models.learner import Learner, LearnerConfig
 from models.offer import Catalog
 from models.policy import EXPLORING, PolicyConfig
+from models.shared import Lesson, SharedModel
 from models.trending import Trending, scopes_for
 
 CATALOG: Catalog = load_catalog()
@@ -523,3 +524,27 @@ def test_estimating_a_menu_offer_by_offer_reuses_one_pass_of_trending() -> None:
     trending.add("fries", 50.0, 600.0, scopes_for("s-1", "lunch", None))  # a new version
     after = brain.estimate(CATALOG.offers["fries"], NOON, me, trending, 600.0, among)
     assert after.p_yes > first[among.index("fries")].p_yes
+
+
+def test_a_crowd_learned_elsewhere_from_lessons_is_the_crowd_learned_here() -> None:
+    """A worker's learner keeps its crowd lessons for the crowd's owner; the owner's model,
+    put back with `use_crowd`, decides exactly as a crowd learned in place would."""
+    catalog = load_catalog()
+    here = Learner(catalog)
+    remote = Learner(catalog, LearnerConfig(crowd_learns_here=False))
+    owner = SharedModel()
+    noon, night = Context("lunch", weather="sunny"), Context("dinner", weather="rain")
+    for i, offer_id in enumerate(["latte", "lemonade", "latte", "coffee"] * 5):
+        ctx = noon if i % 2 else night
+        for learner in (here, remote):
+            learner.answer(CustomerModel(), catalog.offers[offer_id], ctx, i % 3 != 0)
+        for raw in [lesson.as_json() for lesson in remote.take_lessons()]:
+            lesson = Lesson.from_json(raw)
+            owner.learn_lesson(catalog.offers[lesson.offer_id], lesson)
+    assert remote.shared.answers == 0 and remote.take_lessons() == []
+    remote.use_crowd(SharedModel.from_state(owner.to_state()))
+    for ctx in (noon, night):
+        for offer in catalog.offers.values():
+            assert remote.estimate(offer, ctx).p_yes == pytest.approx(
+                here.estimate(offer, ctx).p_yes
+            )

@@ -43,6 +43,10 @@ GAPS = Counter(
     "Records the consumer skipped: read again (reread), or taken as a real gap (accepted)",
     ["agent", "outcome"],
 )
+CROWD_ANSWERS = Gauge(
+    "tailor_crowd_answers",
+    "Answers the crowd model this worker decides with has learned (every worker's)",
+)
 CUSTOMERS = Gauge("tailor_customers_with_model", "Customers with a model on this worker")
 STORE_CONTEXTS = Counter("tailor_store_context_updates", "Store context updates consumed")
 

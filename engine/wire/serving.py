@@ -21,6 +21,7 @@ OFFERS_KEY = "tailor:offers:"
 BOARD_KEY = "tailor:board:"
 STORE_KEY = "tailor:store:"
 POPULAR_KEY = "tailor:popular"
+CROWD_KEY = "tailor:crowd:"  # + app id: the crowd model's snapshot, and ":version" beside
 
 
 def offers_key(customer_id: str) -> str:
@@ -120,6 +121,28 @@ class Serving:
             metrics.REDIS_ERRORS.labels("read").inc()
             raise
         return {s: orjson.loads(v) for s, v in zip(store_ids, values, strict=True) if v}
+
+    async def write_crowd(self, app_id: str, state: dict[str, Any], version: int) -> None:
+        """The crowd's snapshot and its version, together (a reader checks the version)."""
+        try:
+            pipe = self.client.pipeline(transaction=True)
+            pipe.set(CROWD_KEY + app_id, orjson.dumps(state))
+            pipe.set(CROWD_KEY + app_id + ":version", version)
+            await pipe.execute()
+        except Exception:
+            metrics.REDIS_ERRORS.labels("write").inc()
+            raise
+
+    async def crowd_version(self, app_id: str) -> int | None:
+        try:
+            raw = await self.client.get(CROWD_KEY + app_id + ":version")
+        except Exception:
+            metrics.REDIS_ERRORS.labels("read").inc()
+            raise
+        return int(raw) if raw else None
+
+    async def crowd(self, app_id: str) -> dict[str, Any] | None:
+        return await self._get(CROWD_KEY + app_id)
 
     async def popular(self, k: int) -> Sequence[tuple[str, float]]:
         try:

@@ -22,6 +22,7 @@ STORE_CONTEXT = "tailor.store-context"
 DECISIONS = "tailor.decisions"
 DEAD_LETTER = "tailor.dead-letter"
 STORE_ANSWERS = "tailor.store-answers"  # yes-answers repartitioned by store, for trending
+CROWD_LESSONS = "tailor.crowd-lessons"  # every worker's answers for the one crowd model
 # A record of tailor.interactions with this header is a command (forget, handover, merge),
 # not an event; commands ride the customer's partition so they are ordered with its events.
 COMMAND_HEADER = "tailor.command"
@@ -36,6 +37,7 @@ def partitions(settings: Settings) -> dict[str, int]:
         STORE_ANSWERS: settings.store_partitions,
         DECISIONS: settings.interactions_partitions,
         DEAD_LETTER: 1,
+        CROWD_LESSONS: 1,  # one partition: one owner learns the crowd, in order
     }
 
 

@@ -18,7 +18,14 @@ from faust.types import FutureMessage
 from config.catalog import load_catalog
 from config.settings import Settings
 from engine.wire.serving import Serving
-from engine.wire.topics import DEAD_LETTER, DECISIONS, INTERACTIONS, STORE_ANSWERS, STORE_CONTEXT
+from engine.wire.topics import (
+    CROWD_LESSONS,
+    DEAD_LETTER,
+    DECISIONS,
+    INTERACTIONS,
+    STORE_ANSWERS,
+    STORE_CONTEXT,
+)
 from engine.worker.batch import Outgoing, Stream
 from engine.worker.changelog import InFlight, Table
 from engine.worker.health import Health, ready
@@ -45,6 +52,7 @@ class Worker:
     store_context_topic: Any
     decisions_topic: Any
     dead_letter_topic: Any
+    crowd_topic: Any  # lessons for the one crowd (`crowd`)
     customers: Any  # customer models, co-partitioned with tailor.interactions
     questions: Any  # customers with open questions: when the first expires, in what context
     stores: Any  # trending and latest context per store, co-partitioned with the store topics
@@ -123,7 +131,7 @@ class Worker:
 
 def build(settings: Settings) -> Worker:
     """The worker's Faust app with its topics, tables, agents and timers."""
-    from engine.worker import interactions, questions, stores  # they install onto the app
+    from engine.worker import crowd, interactions, questions, stores  # they install onto the app
 
     catalog = load_catalog(settings.catalog)
     policy = PolicyConfig(
@@ -132,10 +140,13 @@ def build(settings: Settings) -> Worker:
         value=settings.value,
         frequency_cap=settings.frequency_cap,
     )
-    # The shared model learns from this worker's partitions and lives in memory: after a
-    # restart it relearns, starting again from the menu's prior.
+    # The crowd is learned by one owner from every worker's lessons (`crowd`); this
+    # learner keeps its lessons for it and decides with the crowd read back from Redis.
     learner = Learner(
-        catalog, LearnerConfig(answer_window_s=settings.answer_window_s, policy=policy)
+        catalog,
+        LearnerConfig(
+            answer_window_s=settings.answer_window_s, policy=policy, crowd_learns_here=False
+        ),
     )
     # The holdout's answers still teach `learner`; only what they are shown differs.
     control = Learner(
@@ -209,6 +220,7 @@ def build(settings: Settings) -> Worker:
         store_context_topic=raw_topic(STORE_CONTEXT, settings.store_partitions),
         decisions_topic=raw_topic(DECISIONS),
         dead_letter_topic=raw_topic(DEAD_LETTER),
+        crowd_topic=raw_topic(CROWD_LESSONS, 1),
         customers=state_table("customers", settings.interactions_partitions),
         # Faust's windowed tables would do, but their on_window_close bookkeeping is
         # unreliable: a timer in `questions` walks this table instead.
@@ -223,6 +235,7 @@ def build(settings: Settings) -> Worker:
     interactions.install(worker)
     questions.install(worker)
     stores.install(worker)
+    crowd.install(worker)
     return worker
 
 

@@ -37,6 +37,7 @@ from engine.wire.topics import INTERACTIONS
 from engine.worker.app import Worker
 from engine.worker.batch import Batch, Outgoing, written_as
 from engine.worker.commands import Command, command, command_of, run_command
+from engine.worker.crowd import lessons_out
 from engine.worker.dead_letter import dead_letter_record
 from engine.worker.questions import remember
 from engine.worker.sequence import Sequencer
@@ -144,6 +145,7 @@ async def process(w: Worker, events: Sequence[EventT[bytes]]) -> None:
         Outgoing(w.decisions_topic, cid, orjson.dumps(decision))
         for cid, decision in decisions.items()
     ]
+    batch.sends += lessons_out(w)  # what the batch taught, for the one crowd
     for event, rejection in batch.refused:
         batch.sends.append(dead_letter_record(w, event, rejection))
         metrics.EVENTS.labels("invalid", "dead_letter").inc()
