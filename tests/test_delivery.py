@@ -43,8 +43,8 @@ class Consumer:
     def highwater(self, tp: TP) -> int | None:
         return self.ends.get(tp)
 
-    async def seek(self, tp: TP, offset: int) -> None:
-        self.seeks.append((tp, offset))
+    async def seek_wait(self, partitions: dict[TP, int]) -> None:
+        self.seeks += list(partitions.items())
 
 
 def offsets(events: list[Any]) -> list[tuple[int, int]]:
@@ -108,8 +108,12 @@ def test_an_idle_agent_whose_partition_has_more_reads_it_again(
     s, c = Sequencer("t"), Consumer({P1: 4})
     admit(s, c, event(P0, 0))
     c.ends = {P0: 2, P1: 4, TP("other", 0): 9}
+    clock[0] += sequence.IDLE_S
     asyncio.run(s.recheck(c, "tailor.interactions", 1))
-    assert c.seeks == []  # not idle yet
+    assert c.seeks == []  # a batch in hand, however long, is not idleness
+    s.done()
+    asyncio.run(s.recheck(c, "tailor.interactions", 1))
+    assert c.seeks == []  # not idle long enough yet
     clock[0] += sequence.IDLE_S
     asyncio.run(s.recheck(c, "tailor.interactions", 2))
     assert c.seeks == []  # a rebalance since: the sequencer has not seen the new generation

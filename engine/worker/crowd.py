@@ -91,10 +91,11 @@ def install(w: Worker) -> None:
     async def refresh() -> None:
         """Decide with the owner's latest crowd (every worker, the owner too)."""
         serving, app_id = w.serving(), w.settings.app_id
-        version = await serving.crowd_version(app_id)
+        # Through an outage this waits (and /ready says why), rather than fail every tick.
+        version = await w.health.retry("redis", lambda: serving.crowd_version(app_id))
         if version is None or version == loaded["version"]:
             return
-        crowd = SharedModel.from_state(await serving.crowd(app_id))
+        crowd = SharedModel.from_state(await w.health.retry("redis", lambda: serving.crowd(app_id)))
         w.learner.use_crowd(crowd)
         loaded["version"] = version
         metrics.CROWD_ANSWERS.set(crowd.answers)

@@ -9,7 +9,7 @@ records contiguously: a record past the offset expected next is set aside
 unacknowledged, and the partition is read again from the expected offset. A hole that
 stays after many re-reads is a real gap (a transaction marker) and is let through,
 logged as an error. A dropped last record leaves no later one to show the hole: an agent
-idle while its partition's end is past the expected offset reads it again too.
+idle between batches while its partition's end is past the expected offset reads it again too.
 """
 
 from __future__ import annotations
@@ -46,16 +46,19 @@ class Sequencer:
     generation: int = -1
     expected: dict[TP, int] = field(default_factory=dict)
     holes: dict[TP, Hole] = field(default_factory=dict)
-    busy_at: float = field(default_factory=time.monotonic)  # last given or done with a batch
+    busy: bool = False  # between `admit` and `done`: a batch in hand is not idleness
+    done_at: float = field(default_factory=time.monotonic)
 
     def done(self) -> None:
-        """The agent finished its batch (a long one is not idleness)."""
-        self.busy_at = time.monotonic()
+        """The agent finished its batch."""
+        self.busy = False
+        self.done_at = time.monotonic()
 
     async def recheck(self, consumer: Any, topic: str, generation: int) -> None:
         """Read again any partition of `topic` that has records past the expected offset
         while the agent is given nothing (a timer calls this; never during a rebalance)."""
-        if generation != self.generation or time.monotonic() - self.busy_at < IDLE_S:
+        idle = not self.busy and time.monotonic() - self.done_at >= IDLE_S
+        if generation != self.generation or not idle:
             return
         for tp in consumer.assignment():
             if tp.topic != topic:
@@ -70,7 +73,7 @@ class Sequencer:
     ) -> list[EventT[Any]]:
         """The events to process now, in order; the rest must not be acknowledged (their
         partition is read again from the hole)."""
-        self.busy_at = time.monotonic()
+        self.busy = True
         if generation != self.generation:
             # After a rebalance Faust reads each partition again from its committed offset.
             self.generation, self.expected, self.holes = generation, {}, {}
@@ -122,4 +125,6 @@ class Sequencer:
             return
         hole.seeks += 1
         hole.last_seek = now
-        await consumer.seek(tp, expected)
+        # In the consumer's own thread (Faust's `seek` runs aiokafka's from this one, which
+        # races the fetcher: measured, a KeyError that stopped the worker).
+        await consumer.seek_wait({tp: expected})
