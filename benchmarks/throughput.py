@@ -442,6 +442,24 @@ async def committed(settings: Settings) -> int:
     return sum(m.offset for tp, m in offsets.items() if tp.topic == INTERACTIONS and m.offset > 0)
 
 
+def wait_quiet(metrics_url: str, still_s: float = 2.0, timeout_s: float = 60.0) -> float:
+    """Seconds until the worker has finished its batches (its batch count unchanged for
+    `still_s`): events are counted as they are applied, before their batch is written, so
+    a live measurement started at once would time the backlog's tail."""
+    started = time.monotonic()
+    last, since = -1.0, started
+    while time.monotonic() - started < timeout_s:
+        with urllib.request.urlopen(metrics_url, timeout=5) as response:
+            batches = metrics.totals(response.read().decode()).get("tailor_batch_seconds_count")
+        now = time.monotonic()
+        if batches != last:
+            last, since = batches or 0.0, now
+        elif now - since >= still_s:
+            break
+        time.sleep(POLL_S)
+    return time.monotonic() - started
+
+
 def profiler(pid: int, out: Path) -> subprocess.Popen[bytes]:
     """py-spy sampling `pid` (100 Hz, raw collapsed stacks to `out`) until SIGINT."""
     spy = shutil.which("py-spy", path=str(Path(sys.executable).parent)) or "py-spy"
@@ -691,6 +709,8 @@ def main() -> None:
         def live_phase() -> dict[str, float]:
             if not live:
                 return {}
+            quiet_after = wait_quiet(f"http://127.0.0.1:{settings.worker_web_port}/metrics")
+            say(f"live: worker idle {quiet_after:.1f} s after the backlog's last event counted")
             say(f"live: {len(live)} events at {args.live_rate:.0f}/s, each to its decision")
             took, missed = asyncio.run(
                 event_to_decision(settings.kafka, settings.redis, live, args.live_rate, 30.0)
