@@ -40,7 +40,7 @@ from engine.worker.commands import Command, command, command_of, run_command
 from engine.worker.crowd import lessons_out
 from engine.worker.dead_letter import dead_letter_record
 from engine.worker.questions import remember
-from engine.worker.sequence import Sequencer
+from engine.worker.sequence import Sequencer, watch
 from engine.worker.stores import NO_STORE, situation_of, trending_of
 from models.answer import STRENGTH, answer_of
 from models.context import Context, daypart_at
@@ -306,11 +306,7 @@ def install(w: Worker) -> None:
                 await process(w, events)
             sequencer.done()
 
-    async def recheck() -> None:
-        if not (w.app.rebalancing or w.app.in_recovery):
-            await sequencer.recheck(w.app.consumer, INTERACTIONS, w.app.rebalancing_count)
-
-    w.app.timer(1.0, name="tailor.recheck_interactions")(w.health.guarded("recheck", recheck))
+    watch(w.app, w.health, sequencer, INTERACTIONS)
 
     async def count_customers() -> None:
         metrics.CUSTOMERS.set(len(w.customers))

@@ -23,6 +23,7 @@ from typing import Any
 from faust.types import TP, EventT
 
 from engine.wire import metrics
+from engine.worker.health import Health
 
 log = logging.getLogger("tailor.sequence")
 
@@ -128,3 +129,14 @@ class Sequencer:
         # In the consumer's own thread (Faust's `seek` runs aiokafka's from this one, which
         # races the fetcher: measured, a KeyError that stopped the worker).
         await consumer.seek_wait({tp: expected})
+
+
+def watch(app: Any, health: Health, sequencer: Sequencer, topic: str) -> None:
+    """A timer that reads again any partition of `topic` whose agent sits idle while
+    records wait (a dropped last record), never during a rebalance or recovery."""
+
+    async def recheck() -> None:
+        if not (app.rebalancing or app.in_recovery):
+            await sequencer.recheck(app.consumer, topic, app.rebalancing_count)
+
+    app.timer(1.0, name=f"{sequencer.agent}.recheck")(health.guarded(f"recheck {topic}", recheck))

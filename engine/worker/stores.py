@@ -22,7 +22,7 @@ from engine.wire.topics import STORE_ANSWERS
 from engine.worker.app import Worker
 from engine.worker.batch import written_as
 from engine.worker.dead_letter import dead_letter_record
-from engine.worker.sequence import Sequencer
+from engine.worker.sequence import Sequencer, watch
 from models.answer import STRENGTH
 from models.context import Context, daypart_at
 from models.trending import Trending, scopes_for
@@ -180,11 +180,7 @@ def install(w: Worker) -> None:
         if owned:
             await publish(w, owned)
 
-    async def recheck() -> None:
-        if not (w.app.rebalancing or w.app.in_recovery):
-            await sequencer.recheck(w.app.consumer, STORE_ANSWERS, w.app.rebalancing_count)
-
-    w.app.timer(1.0, name="tailor.recheck_store_answers")(w.health.guarded("recheck", recheck))
+    watch(w.app, w.health, sequencer, STORE_ANSWERS)
 
     w.app.timer(BOARD_REFRESH_S, name="tailor.refresh_boards")(
         w.health.guarded("refresh_boards", refresh_boards)
