@@ -33,7 +33,6 @@ True
 
 from __future__ import annotations
 
-import math
 import random
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
@@ -56,7 +55,7 @@ from models.policy import (
     choose,
     prior,
 )
-from models.residual import Vector, clip, logit, relogit_v, sigmoid_v
+from models.residual import Vector, clip, logit, relogit_v, sigmoid, sigmoid_v
 from models.scoring import Menu, prior_logits
 from models.shared import Index, Lesson, SharedModel
 from models.trending import Trending, scopes_for
@@ -105,7 +104,7 @@ class Learner:
         if trending is None:
             return {}
         key = (trending.token, trending.version, ctx.store_id, ctx.daypart, ctx.weather, now)
-        if self._last_lifts[0] == (key, among):
+        if self._last_lifts[0] == (key, tuple(among)):
             return self._last_lifts[1]
         scope = trending.scope_for(scopes_for(ctx.store_id, ctx.daypart, ctx.weather), now)
         lifts = trending.lifts(among, now, scope)
@@ -131,24 +130,24 @@ class Learner:
         among: Sequence[str] = (),
     ) -> Estimate:
         """P(yes) for this offer in this context (for this customer), with reasons."""
-        return self._estimate(offer, ctx, customer, self._lifts(ctx, trending, now, among))
-
-    def _estimate(
-        self,
-        offer: Offer,
-        ctx: Context,
-        customer: CustomerModel | None,
-        lifts: dict[str, float],
-    ) -> Estimate:
-        menu = self._prior(offer, ctx, lifts)
+        menu = self._prior(offer, ctx, self._lifts(ctx, trending, now, among))
         crowd = self._crowd_logit(offer, ctx, menu)
         if customer is None or not self.cfg.personal:
-            return Estimate(min(max(_sigmoid(crowd), 1e-4), 1 - 1e-4), menu.reasons)
+            return Estimate(min(max(sigmoid(crowd), 1e-4), 1 - 1e-4), menu.reasons)
         p = customer.predict_one(offer, ctx, crowd)
         reasons = menu.reasons
         if customer.affinity(offer) >= self.cfg.policy.affinity_reason_at:
             reasons = (YOU_OFTEN_BUY, *reasons)
         return Estimate(p, reasons)
+
+    def menu_p_yes(
+        self, ctx: Context, customer: CustomerModel | None, trending: Trending | None, now: float
+    ) -> tuple[Menu, Vector]:
+        """`estimate` of every offer on the context's menu (store, daypart) at once."""
+        menu, rows = self._menu(ctx.store_id, ctx.daypart)
+        at = np.arange(len(menu))
+        lift = self._lift(menu, at, ctx, trending, now, ())
+        return menu, self._scores(menu, rows, at, ctx, customer, lift)[0]
 
     # --- learning -------------------------------------------------------------------
 
@@ -261,7 +260,7 @@ class Learner:
         customer: CustomerModel | None,
         lift: Vector | None,
     ) -> tuple[Vector, Vector]:
-        """(P(yes), score) of the offers at positions `at`: `_estimate` as vectors."""
+        """(P(yes), score) of the offers at positions `at`: `estimate` as vectors."""
         crowd = prior_logits(menu, at, ctx, lift, self.cfg.policy)
         if self.cfg.shared:
             part = self.shared.crowd_part(rows, at, menu.category_of[at], menu.tag_index[at], ctx)
@@ -394,7 +393,3 @@ class Learner:
             decision_id, "customer", customer_id, store_id, ctx, tuple(offers), now,
             customer.answers, self.cfg.name,
         )  # fmt: skip
-
-
-def _sigmoid(z: float) -> float:
-    return 1.0 / (1.0 + math.exp(-z))

@@ -25,6 +25,7 @@ import subprocess
 import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -572,6 +573,14 @@ class WorkerProcess:
         raise AssertionError(
             f"worker {self.name} not ready after {timeout:.0f}s:\n{tail(self.log)}"
         )
+
+    def crowd(self, context: Mapping[str, str]) -> dict[str, Any]:
+        """The worker's /crowd: what the crowd it decides with predicts in `context`."""
+        query = urllib.parse.urlencode(dict(context))
+        url = f"http://127.0.0.1:{self.settings.worker_web_port}/crowd?{query}"
+        with urllib.request.urlopen(url, timeout=10) as response:
+            body: dict[str, Any] = orjson.loads(response.read())
+        return body
 
     def kill(self) -> float:
         """SIGKILL, no goodbye (no commit, no leaving the group); the monotonic time it died."""

@@ -37,6 +37,7 @@ from engine.wire.topics import INTERACTIONS, changelogs, ensure_topics, new_topi
 from tests.faults_kit import (
     FULL,
     OFFER_IDS,
+    STORE_ID,
     Record,
     Rig,
     SteadyProducer,
@@ -200,6 +201,59 @@ def test_two_workers_one_killed_mid_stream_the_other_takes_over_and_every_answer
     say(f"two workers, kill -9 one: {tally.describe()}")
     problems = [] if b.alive() else [f"the surviving worker died; log {b.log}"]
     verdict(problems + count_problems(r, tally))
+
+
+# ---------------------------------------------------------------------- one crowd
+
+
+def test_two_workers_decide_with_one_crowd_learned_from_both_their_partitions(
+    app_rig: Rig,
+) -> None:
+    """Each worker learns its own partitions' customers, but the crowd is learned in one
+    place from both and read back by both: once the stream has drained and both hold the
+    latest snapshot, their crowds predict the same P(yes) for every offer. (Were each to
+    learn a crowd of its own partitions, they would differ, and each would count only
+    its own answers.)"""
+    r = app_rig
+    customers = customer_ids(r.prefix, 16, r.partitions)
+    records = answer_stream(customers, 4)
+    a, b = r.start_worker("a"), r.start_worker("b")
+    a.wait_ready()
+    b.wait_ready()
+    r.wait_group(2)
+    a.wait_ready()
+    b.wait_ready()
+    produce_now(r.kafka, records)
+    tally = wait_drained(r.decisions(customers), expected_answers(records, customers))
+    verdict(count_problems(r, tally))
+
+    snapshot = redis.Redis.from_url(r.settings.redis)
+    context = {"store_id": STORE_ID, "channel": "web"}
+
+    def crowds() -> tuple[int, list[dict[str, Any]]]:
+        raw = snapshot.get(f"tailor:crowd:{r.settings.app_id}")
+        owner_n = int(orjson.loads(raw)["n"]) if raw else -1  # type: ignore[arg-type]
+        return owner_n, [w.crowd(context) for w in (a, b)]
+
+    deadline = time.monotonic() + 60  # bounds a failing test only
+    owner_n, (crowd_a, crowd_b) = crowds()
+    while time.monotonic() < deadline and not (
+        owner_n >= len(records) and crowd_a["answers"] == crowd_b["answers"] == owner_n
+    ):
+        time.sleep(0.5)
+        owner_n, (crowd_a, crowd_b) = crowds()
+    snapshot.close()
+    say(
+        f"one crowd: {len(records)} answers over {r.partitions} partitions; the owner's "
+        f"snapshot counts {owner_n}, worker a decides with {crowd_a['answers']}, "
+        f"b with {crowd_b['answers']}"
+    )
+    assert owner_n >= len(records), "the crowd learned every answer, from both workers"
+    assert crowd_a["answers"] == crowd_b["answers"] == owner_n, "both read the latest crowd"
+    untrained = 0.5  # P(yes) of an offer the crowd knows nothing about, at offset 0
+    learned = {o: p for o, p in crowd_a["p_yes"].items() if abs(p - untrained) > 1e-6}
+    assert learned, f"the crowd moved no offer: {crowd_a['p_yes']}"
+    assert crowd_a["p_yes"] == crowd_b["p_yes"], "the two workers' crowds predict alike"
 
 
 # ---------------------------------------------------------------------- server outages

@@ -21,6 +21,8 @@ import random
 from collections.abc import Sequence
 from typing import Protocol
 
+import numpy as np
+from numpy.typing import NDArray
 from river import optim, reco
 
 from models.context import Context
@@ -118,8 +120,9 @@ class TrendingPolicy:
     def scores(
         self, customer_id: str | None, offers: Sequence[Offer], ctx: Context, now: float
     ) -> list[float]:
-        scope = self._scope(ctx, now)
-        return [self.yes.score(o.offer_id, now, scope) for o in offers]
+        ids, decayed = self.yes.scores(self._scope(ctx, now), now)
+        score = dict(zip(ids, decayed.tolist(), strict=True))
+        return [score.get(o.offer_id, 0.0) for o in offers]
 
     def p_yes(self, customer_id: str | None, offer: Offer, ctx: Context, now: float) -> float:
         scope = self._scope(ctx, now)
@@ -152,15 +155,40 @@ class BiasedMF:
             l2_latent=0.0,
             seed=seed,
         )
+        self._row: dict[str, int] = {}
+        self._latent = np.zeros((0, n_factors))
+        self._bias = np.zeros(0)
+        self._last_rows: tuple[object, NDArray[np.intp]] = (None, np.zeros(0, dtype=np.intp))
 
     def _predict(self, customer_id: str | None, offer: Offer) -> float:
         user = customer_id or self.ANONYMOUS
         return float(self.model.predict_one(user, offer.offer_id))  # type: ignore[no-untyped-call]
 
+    def _rows(self, offers: Sequence[Offer]) -> NDArray[np.intp]:
+        """The offers' rows in a numpy mirror of River's item biases and factors (an
+        offer first seen gets River's own initial factors), for ranking in one product."""
+        if self._last_rows[0] is offers and len(self._last_rows[1]) == len(offers):
+            return self._last_rows[1]
+        new = [o.offer_id for o in offers if o.offer_id not in self._row]
+        if new:
+            start = len(self._row)
+            self._row.update((item, start + i) for i, item in enumerate(new))
+            latents = [self.model.i_latents[item] for item in new]
+            self._latent = np.vstack([self._latent, np.array(latents, dtype=np.float64)])
+            self._bias = np.append(self._bias, [self.model.i_biases[item] for item in new])
+        rows = np.array([self._row[o.offer_id] for o in offers], dtype=np.intp)
+        self._last_rows = (offers, rows)
+        return rows
+
     def scores(
         self, customer_id: str | None, offers: Sequence[Offer], ctx: Context, now: float
     ) -> list[float]:
-        return [self._predict(customer_id, o) for o in offers]
+        """`predict_one` of every offer, as one matrix-vector product."""
+        rows, user = self._rows(offers), customer_id or self.ANONYMOUS
+        base = self.model.global_mean.get() + self.model.u_biases[user]
+        scores = base + self._bias[rows] + self._latent[rows] @ self.model.u_latents[user]
+        out: list[float] = scores.tolist()
+        return out
 
     def p_yes(self, customer_id: str | None, offer: Offer, ctx: Context, now: float) -> float:
         return _clip(self._predict(customer_id, offer))
@@ -168,8 +196,11 @@ class BiasedMF:
     def learn(
         self, customer_id: str | None, offer: Offer, ctx: Context, reward: float, now: float
     ) -> None:
-        user = customer_id or self.ANONYMOUS
-        self.model.learn_one(user, offer.offer_id, 1.0 if reward > 0 else 0.0)  # type: ignore[no-untyped-call]
+        user, item = customer_id or self.ANONYMOUS, offer.offer_id
+        self.model.learn_one(user, item, 1.0 if reward > 0 else 0.0)  # type: ignore[no-untyped-call]
+        if (row := self._row.get(item)) is not None:  # learning moves this item only
+            self._latent[row] = self.model.i_latents[item]
+            self._bias[row] = self.model.i_biases[item]
 
 
 class LearnerPolicy:
@@ -183,6 +214,7 @@ class LearnerPolicy:
         self.half_life_s = half_life_s
         self.customers: dict[str, CustomerModel] = {}
         self.trending: dict[str, Trending] = {}
+        self._menu: tuple[object, dict[str, int], list[float]] | None = None
 
     def customer(self, customer_id: str) -> CustomerModel:
         """The customer's model, created on first use."""
@@ -202,25 +234,44 @@ class LearnerPolicy:
     def scores(
         self, customer_id: str | None, offers: Sequence[Offer], ctx: Context, now: float
     ) -> list[float]:
-        customer = self.customers.get(customer_id) if customer_id else None
-        trending = self.trending_for(ctx.store_id)
-        among = [o.offer_id for o in offers]
         kind = self.learner.cfg.policy.value
         return [
-            self.learner.estimate(o, ctx, customer, trending, now, among).p_yes * o.value(kind)
-            for o in offers
+            p * o.value(kind)
+            for p, o in zip(self._p_yes(customer_id, offers, ctx, now), offers, strict=True)
         ]
 
     def p_yes(self, customer_id: str | None, offer: Offer, ctx: Context, now: float) -> float:
+        return self._p_yes(customer_id, [offer], ctx, now)[0]
+
+    def _p_yes(
+        self, customer_id: str | None, offers: Sequence[Offer], ctx: Context, now: float
+    ) -> list[float]:
+        """P(yes) of `offers` from the learner's whole-menu vectors (one pass per event:
+        kept until the next answer is learned); an offer off the menu, one at a time."""
+        key = (customer_id, ctx, now)
+        if self._menu is None or self._menu[0] != key:
+            customer = self.customers.get(customer_id) if customer_id else None
+            trending = self.trending_for(ctx.store_id)
+            menu, vector = self.learner.menu_p_yes(ctx, customer, trending, now)
+            self._menu = (key, menu.position, vector.tolist())
+        _, position, p = self._menu
+        return [
+            p[position[o.offer_id]]
+            if o.offer_id in position
+            else self._one(customer_id, o, ctx, now)
+            for o in offers
+        ]
+
+    def _one(self, customer_id: str | None, offer: Offer, ctx: Context, now: float) -> float:
         customer = self.customers.get(customer_id) if customer_id else None
-        among = [o.offer_id for o in self.learner.catalog.available(ctx.store_id, ctx.daypart)]
-        trending = self.trending_for(ctx.store_id)
-        return self.learner.estimate(offer, ctx, customer, trending, now, among).p_yes
+        return self.learner.estimate(
+            offer, ctx, customer, self.trending_for(ctx.store_id), now
+        ).p_yes
 
     def learn(
         self, customer_id: str | None, offer: Offer, ctx: Context, reward: float, now: float
     ) -> None:
-        yes = reward > 0
+        yes, self._menu = reward > 0, None
         customer = self.customer(customer_id) if customer_id else None
         trending = self.trending_for(ctx.store_id)
         self.learner.answer(customer, offer, ctx, yes, 1.0, now, trending)

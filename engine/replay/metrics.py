@@ -22,6 +22,8 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
+
 Z_95 = 1.959963984540054  # the two-sided 95% quantile of the standard normal
 
 
@@ -88,9 +90,10 @@ def hit_at_k(scores: Sequence[float], target: int, k: int) -> float:
     """
     if not 0 <= target < len(scores):
         raise IndexError(f"target {target} outside {len(scores)} candidates")
-    s = scores[target]
-    above = sum(1 for x in scores if x > s)
-    tied = sum(1 for x in scores if x == s)  # includes the target
+    values = np.asarray(scores, dtype=np.float64)  # a replay asks this of whole catalogs
+    s = values[target]
+    above = int(np.count_nonzero(values > s))
+    tied = int(np.count_nonzero(values == s))  # includes the target
     if above >= k:
         return 0.0
     if above + tied <= k:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import time
 from typing import Any
 
 import faust
@@ -27,6 +28,8 @@ from engine.wire import metrics
 from engine.worker.app import Worker
 from engine.worker.batch import Outgoing
 from engine.worker.sequence import Sequencer
+from models.context import Context, daypart_at
+from models.offer import DAYPARTS
 from models.shared import Lesson, SharedModel
 
 log = logging.getLogger("tailor.crowd")
@@ -101,3 +104,19 @@ def install(w: Worker) -> None:
         metrics.CROWD_ANSWERS.set(crowd.answers)
 
     w.app.timer(REFRESH_S, name="tailor.refresh_crowd")(w.health.guarded("refresh_crowd", refresh))
+
+    @w.app.page("/crowd")
+    async def crowd_page(web: faust.web.View, request: faust.web.Request) -> faust.web.Response:
+        """What the crowd this worker decides with predicts, P(yes) of every offer in the
+        context asked (?daypart=&store_id=&channel=&weather=), beside its answer count and
+        snapshot version: workers reading one crowd answer the same."""
+        q = request.query
+        daypart = q.get("daypart") or daypart_at(time.time())
+        if daypart not in DAYPARTS:
+            return web.json({"error": f"daypart must be one of {', '.join(DAYPARTS)}"}, status=400)
+        ctx = Context(
+            daypart, weather=q.get("weather"), channel=q.get("channel"), store_id=q.get("store_id")
+        )
+        shared = w.learner.shared
+        p_yes = {o.offer_id: shared.predict_one(o, ctx, 0.0) for o in w.catalog.offers.values()}
+        return web.json({"answers": shared.answers, "version": loaded["version"], "p_yes": p_yes})
