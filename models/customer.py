@@ -131,8 +131,9 @@ class CustomerModel:
 
     def alternatives(self, chosen: str) -> list[str]:
         """What was asked alongside a yes: open impressions, else the latest decision."""
-        asked = list(self.pending) or list(self.asked)
-        return [o for o in asked if o != chosen]
+        # An impression of the chosen offer alone asked nothing alongside it.
+        shown = [o for o in self.pending if o != chosen]
+        return shown or [o for o in self.asked if o != chosen]
 
     def learn(
         self,

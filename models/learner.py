@@ -45,20 +45,20 @@ from models.customer import CustomerModel
 from models.decision import ENGINE, Decision
 from models.offer import Catalog, Offer
 from models.policy import (
-    EXPLORING,
-    GOOD_VALUE,
-    QUICK_AT_PEAK,
     YOU_OFTEN_BUY,
     Estimate,
     PolicyConfig,
     RankedOffer,
     choose,
     prior,
+    reasons,
 )
 from models.residual import Vector, clip, logit, relogit_v, sigmoid, sigmoid_v
 from models.scoring import Menu, prior_logits
 from models.shared import Index, Lesson, SharedModel
 from models.trending import Trending, scopes_for
+
+PASSED_OVER = 6  # a yes is a weak no to this many of the customer's best other offers
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,9 +160,22 @@ class Learner:
         strength: float = 1.0,
         now: float = 0.0,
         trending: Trending | None = None,
+        choice: bool = False,
     ) -> None:
-        """Learn one answer in every layer; a yes is a soft no to what was asked with it."""
-        lifts = self._menu_lifts(ctx, trending, now, offer, customer)
+        """Learn one answer in every layer; a yes is a soft no to what was shown with it,
+        else to the latest decision, and a `choice` (a purchase) with nothing shown with
+        it, as from a till, to what the engine would offer now: a choice among the menu."""
+        personal = customer is not None and self.cfg.personal
+        passed = []
+        if yes and customer is not None and personal:
+            passed = [o for o in customer.pending if o != offer.offer_id]  # shown with it
+            if not passed:
+                passed = (
+                    self._passed_over(customer, offer, ctx, trending, now)
+                    if choice
+                    else customer.alternatives(offer.offer_id)
+                )
+        lifts = self._menu_lifts(ctx, trending, now, [offer.offer_id, *passed])
         menu = self._prior(offer, ctx, lifts)
         if self.cfg.shared and self.cfg.crowd_learns_here:
             self.shared.learn(offer, ctx, logit(menu.p_yes), yes, strength)
@@ -170,17 +183,32 @@ class Learner:
             self.lessons.append(Lesson(offer.offer_id, ctx, logit(menu.p_yes), yes, strength))
         if customer is None:
             return
-        if not self.cfg.personal:
+        if not personal:
             customer.close(offer.offer_id, yes, customer.alternatives(offer.offer_id))
             return
-        alternatives = []
-        if yes:
-            for offer_id in customer.alternatives(offer.offer_id):
-                alt = self.catalog.offers.get(offer_id)
-                if alt is not None:
-                    alt_menu = self._prior(alt, ctx, lifts)
-                    alternatives.append((alt, self._crowd_logit(alt, ctx, alt_menu)))
+        alternatives = [
+            (alt, self._crowd_logit(alt, ctx, self._prior(alt, ctx, lifts)))
+            for alt in (self.catalog.offers.get(o) for o in passed)
+            if alt is not None
+        ]
         customer.learn(offer, ctx, self._crowd_logit(offer, ctx, menu), yes, strength, alternatives)
+
+    def _passed_over(
+        self, who: CustomerModel, offer: Offer, ctx: Context, trending: Trending | None, now: float
+    ) -> list[str]:
+        """What a choice passed over: the customer's best `PASSED_OVER` other offers of
+        the menu by score, so a till feed teaches as surely as a screen does."""
+        menu, rows = self._menu(ctx.store_id, ctx.daypart)
+        keep = np.ones(len(menu), dtype=bool)
+        if len(menu) > CANDIDATES_ABOVE:
+            pool = self._pool(ctx.store_id, menu, rows, ctx, trending, now)
+            keep = candidates(menu, pool, who)
+        if (bought := menu.position.get(offer.offer_id)) is not None:
+            keep[bought] = False
+        at = np.flatnonzero(keep)
+        lift = self._lift(menu, at, ctx, trending, now, ())
+        score = self._scores(menu, rows, at, ctx, who, lift)[1]
+        return [menu.offers[i].offer_id for i in at[np.argsort(-score)[:PASSED_OVER]]]
 
     def expire(
         self,
@@ -200,23 +228,12 @@ class Learner:
     # --- deciding -------------------------------------------------------------------
 
     def _menu_lifts(
-        self,
-        ctx: Context,
-        trending: Trending | None,
-        now: float,
-        offer: Offer,
-        customer: CustomerModel | None,
+        self, ctx: Context, trending: Trending | None, now: float, ids: Sequence[str]
     ) -> dict[str, float]:
-        """The lifts an answer needs (its offer, and what was asked with it), against the
-        whole menu's mean, read from the menu's vectors."""
-        if trending is None:
-            return {}
+        """The trending lifts of the offers `ids` against the whole menu's mean."""
         menu, _ = self._menu(ctx.store_id, ctx.daypart)
-        ids = [offer.offer_id, *(customer.alternatives(offer.offer_id) if customer else ())]
         at = np.array([menu.position[o] for o in ids if o in menu.position], dtype=np.intp)
-        if not len(menu) or not len(at):
-            return {}
-        lift = self._lift(menu, at, ctx, trending, now, ())
+        lift = self._lift(menu, at, ctx, trending, now, ()) if len(at) else None
         if lift is None:
             return {}
         return {menu.offers[i].offer_id: float(v) for i, v in zip(at, lift, strict=True)}
@@ -336,26 +353,11 @@ class Learner:
         for j, propensity, greedy in picks:
             i = int(order[j])
             offer = menu.offers[int(at[i])]
-            reasons = prior(offer, ctx, 1.0 if lift is None else float(lift[i]), cfg).reasons
-            if (
-                customer is not None
-                and self.cfg.personal
-                and customer.affinity(offer) >= cfg.affinity_reason_at
-            ):
-                reasons = (YOU_OFTEN_BUY, *reasons)
-            if ctx.peak and offer.prep_s <= cfg.slow_prep_s and offer.quick:
-                reasons = (*reasons, QUICK_AT_PEAK)
-            if not greedy:
-                reasons = (EXPLORING, *reasons)
-            out.append(
-                RankedOffer(
-                    offer.offer_id,
-                    float(score[i]),
-                    float(p[i]),
-                    propensity,
-                    reasons or (GOOD_VALUE,),
-                )
+            affinity = customer.affinity(offer) if customer and self.cfg.personal else 0.0
+            why = reasons(
+                offer, ctx, 1.0 if lift is None else float(lift[i]), affinity, greedy, cfg
             )
+            out.append(RankedOffer(offer.offer_id, float(score[i]), float(p[i]), propensity, why))
         return out
 
     def board(

@@ -142,6 +142,22 @@ def rank(
     return chosen
 
 
+def reasons(
+    offer: Offer, ctx: Context, lift: float, affinity: float, greedy: bool, cfg: PolicyConfig
+) -> tuple[str, ...]:
+    """Why an offer was picked: the prior's reasons (trending, weather, daypart), the
+    customer's own taste (`affinity`, their logit above the crowd's), a quick offer at
+    peak, and exploring when the slot explored."""
+    why = prior(offer, ctx, lift, cfg).reasons
+    if affinity >= cfg.affinity_reason_at:
+        why = (YOU_OFTEN_BUY, *why)
+    if ctx.peak and offer.prep_s <= cfg.slow_prep_s and offer.quick:
+        why = (*why, QUICK_AT_PEAK)
+    if not greedy:
+        why = (EXPLORING, *why)
+    return why or (GOOD_VALUE,)
+
+
 def choose(
     categories: Sequence[Hashable], rng: random.Random, cfg: PolicyConfig
 ) -> list[tuple[int, float, bool]]:

@@ -26,6 +26,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from config.catalog import load_catalog
 from config.settings import Settings
 from engine.wire.topics import DEAD_LETTER, INTERACTIONS
+from models.offer import DAYPARTS
 from tests.conftest import Pipeline, running_pipeline
 
 pytestmark = pytest.mark.e2e
@@ -138,6 +139,36 @@ async def test_a_fresh_customer_who_keeps_buying_their_last_offer_sees_it_in_the
             )
             return
     raise AssertionError(f"{last} still not in the top 3 after 15 purchases: {top3['offers']}")
+
+
+async def test_a_till_feed_of_the_last_offer_brings_it_into_the_top_3_within_5_purchases(
+    http: httpx.AsyncClient,
+) -> None:
+    """A till reports an impression and a purchase per sale, no decision id, all in one
+    go (one batch: the worker decides once, after all of them): a purchase is a choice
+    among what was on sale, so the offer ranked last rises above what was passed over."""
+    where = {"store_id": "s-1", "channel": "web"}
+    all_day = {
+        o.offer_id
+        for o in CATALOG.offers.values()
+        if all(o in CATALOG.available("s-1", d) for d in DAYPARTS)
+    }
+    cid = "c-" + uuid.uuid4().hex[:10]
+    first = event(cid, "coffee", "impression", **where)
+    await post_events(http, [first])
+    ranking = [
+        o["offer_id"]
+        for o in (await customer_decision(http, cid, first["event_id"], k=24, **where))["offers"]
+    ]
+    last = [o for o in ranking if o in all_day][-1]  # on sale whenever this runs
+    assert last not in ranking[:3]
+    sales = [
+        event(cid, last, kind, **where) for _ in range(5) for kind in ("impression", "purchase")
+    ]
+    await post_events(http, sales)
+    after = await customer_decision(http, cid, sales[-1]["event_id"], k=3, **where)
+    assert after["answers"] == 5
+    assert last in [o["offer_id"] for o in after["offers"]], (last, after["offers"])
 
 
 async def test_the_decision_in_redis_carries_id_scores_reasons_and_propensities(

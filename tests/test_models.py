@@ -91,6 +91,37 @@ def test_a_customers_answers_move_their_ranking() -> None:
     assert "you_often_buy" in decision.offers[top.index(last.offer_id)].reasons
 
 
+@pytest.mark.parametrize("value", ["price", "margin", "yes"])
+@pytest.mark.parametrize("feed", ["screen_at_the_till", "till_only"])
+def test_till_purchases_of_one_offer_bring_it_into_the_top_3_within_5(
+    value: str, feed: str
+) -> None:
+    """A till reports purchases with no decision id. With a screen at the till, each comes
+    after an impression of the same offer and the worker decides after each (the
+    question asked is that decision); with a till alone nothing was ever asked, and a
+    purchase is a choice among what was on sale. Either way even the cheapest offer on
+    the menu, bought again and again, rises above the pricier ones passed over."""
+    brain = learner(explore_rate=0.0, value=value)
+    slow: list[str] = []
+    for daypart in ("breakfast", "lunch", "late"):
+        ctx = Context(daypart, temperature_c=18.0, channel="web", store_id="s-1")
+        for offer in CATALOG.available("s-1", daypart):
+            me, rng = CustomerModel(), random.Random(1)
+            for n in range(1, 6):
+                if feed == "screen_at_the_till":
+                    me.shown(offer.offer_id, float(n))
+                brain.answer(me, offer, ctx, True, now=float(n), choice=True)
+                who = (
+                    me if feed == "screen_at_the_till" else CustomerModel.from_state(me.to_state())
+                )
+                decision = brain.decide_for("c", who, "s-1", ctx, None, float(n), rng, "d")
+                if offer.offer_id in [r.offer_id for r in decision.offers[:3]]:
+                    break
+            else:
+                slow.append(f"{daypart}/{offer.offer_id}")
+    assert not slow, f"not in the top 3 after 5 till purchases ({value}, {feed}): {slow}"
+
+
 def test_a_shown_offer_with_no_yes_within_the_window_is_a_no() -> None:
     brain = Learner(CATALOG, LearnerConfig(answer_window_s=600))
     me = CustomerModel()

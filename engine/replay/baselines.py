@@ -209,8 +209,11 @@ class LearnerPolicy:
     Scores are P(yes) x the offer's value, as the policy ranks; anonymous answers teach
     only the crowd."""
 
-    def __init__(self, learner: Learner, half_life_s: float = TRENDING_HALF_LIFE_S) -> None:
+    def __init__(
+        self, learner: Learner, half_life_s: float = TRENDING_HALF_LIFE_S, choices: bool = False
+    ) -> None:
         self.learner = learner
+        self.choices = choices  # a logged yes was chosen from the menu (not answered)
         self.half_life_s = half_life_s
         self.customers: dict[str, CustomerModel] = {}
         self.trending: dict[str, Trending] = {}
@@ -274,7 +277,7 @@ class LearnerPolicy:
         yes, self._menu = reward > 0, None
         customer = self.customer(customer_id) if customer_id else None
         trending = self.trending_for(ctx.store_id)
-        self.learner.answer(customer, offer, ctx, yes, 1.0, now, trending)
+        self.learner.answer(customer, offer, ctx, yes, 1.0, now, trending, self.choices)
         if yes:
             trending.add(
                 offer.offer_id, 1.0, now, scopes_for(ctx.store_id, ctx.daypart, ctx.weather)

@@ -96,12 +96,16 @@ def run(
     return {name: task.results(name) for name in policies}
 
 
-def make_policies(catalog: Catalog, seed: int, cfg: PolicyConfig) -> dict[str, Policy]:
-    """The engine, the engine without 1-1 learning, and the baselines, all seeded alike."""
+def make_policies(
+    catalog: Catalog, seed: int, cfg: PolicyConfig, choices: bool = False
+) -> dict[str, Policy]:
+    """The engine, the engine without 1-1 learning, and the baselines, all seeded alike.
+    `choices`: the log's yeses were chosen from the menu (purchases, ratings), not given
+    to an offer that was made (a coupon, a bandit's pick)."""
     return {
-        "engine": LearnerPolicy(Learner(catalog, LearnerConfig(policy=cfg))),
+        "engine": LearnerPolicy(Learner(catalog, LearnerConfig(policy=cfg)), choices=choices),
         "engine_shared_only": LearnerPolicy(
-            Learner(catalog, LearnerConfig(personal=False, policy=cfg))
+            Learner(catalog, LearnerConfig(personal=False, policy=cfg)), choices=choices
         ),
         "popularity": Popularity(),
         "trending": TrendingPolicy(),

@@ -230,7 +230,8 @@ def learn(
         metrics.QUESTIONS.labels(group).inc()
     else:
         offer = w.catalog.offers[got.offer_id]
-        w.learner.answer(model, offer, ctx, answer, STRENGTH[got.type], now, store_trending)
+        strength, choice = STRENGTH[got.type], got.type == "purchase"
+        w.learner.answer(model, offer, ctx, answer, strength, now, store_trending, choice)
         metrics.ANSWERS.labels("yes" if answer else "no", got.type, group).inc()
         if answer:
             answered(w, batch, got, ctx, *source)

@@ -133,7 +133,7 @@ def replay_interactions(
 ) -> dict[str, Any]:
     events, catalog = read_interactions(path)
     events = events[:limit] if limit is not None else events
-    policies = make_policies(catalog, seed, PolicyConfig(value="yes"))
+    policies = make_policies(catalog, seed, PolicyConfig(value="yes"), choices=True)
     task = InteractionsTask(list(catalog.offers.values()), k)
     results = run(events, policies, task, desc="interactions", progress=progress)
     positives = sum(1 for e in events if e.reward > 0)
