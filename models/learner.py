@@ -58,7 +58,7 @@ from models.scoring import Menu, prior_logits
 from models.shared import Index, Lesson, SharedModel
 from models.trending import Trending, scopes_for
 
-PASSED_OVER = 6  # a yes is a weak no to this many of the customer's best other offers
+PASSED_OVER = 6  # a till purchase is a weak no to this many of the best other offers
 
 
 @dataclass(frozen=True, slots=True)
