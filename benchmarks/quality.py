@@ -1,16 +1,22 @@
 """Learning quality: every replay source, every policy, one markdown table for the README.
 
-    python -m benchmarks.quality --data ../shared/data [--limit N] [--seed 7]
+    python -m benchmarks.quality --data ../shared/data [--limit N] [--seed 7] [--dev] [--json]
 
 Runs `tailor replay` on the coupon survey, the Open Bandit random log, the simulator, and
 an interactions CSV that the simulator logs on the fly under a uniformly random policy (in
 a temporary file; datasets are read where they are, never copied). Prints the table, the
-references, the targets (met or not) and the wall time of each source.
+references, the targets (met or not) and the wall time of each source; `--json` prints
+all of it as one JSON object instead.
+
+`--dev` adds the development logs (`benchmarks.logs`, seeded, written to a temporary
+file): the logs the engine's hyperparameters are chosen on. Figures are reported on the
+others, never tuned on them.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import tempfile
 import time
@@ -18,9 +24,18 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from benchmarks.logs import baskets_log, ratings_log
 from engine.replay.loop import DEFAULT_SEED
 from engine.replay.main import replay
 from engine.replay.sources.simulator import SIM_VISITS, write_simulated_interactions
+
+# The development logs: (name, writer); ratings as MovieLens 100k's first 20,000 events.
+DEV_LOGS: tuple[tuple[str, Callable[[Path], None]], ...] = (
+    ("dev ratings (by popularity)", lambda p: ratings_log(p, 20_000, 1_682, 943, seed=1)),
+    ("dev ratings (by taste)", lambda p: ratings_log(p, 20_000, 1_682, 943, seed=2, taste=1.5)),
+    ("dev baskets", lambda p: baskets_log(p, 9_000, seed=3)),
+    ("dev baskets (anonymous)", lambda p: baskets_log(p, 9_000, seed=3, anonymous=True)),
+)
 
 Report = dict[str, Any]
 COLUMNS: tuple[tuple[str, str, str], ...] = (
@@ -167,6 +182,28 @@ def run(
     return reports, seconds
 
 
+def dev_table(seed: int, say: Callable[[str], None]) -> tuple[str, dict[str, Report]]:
+    """hit@10 (new offers) of every policy on each development log, as a markdown table."""
+    reports: dict[str, Report] = {}
+    with tempfile.TemporaryDirectory(prefix="tailor-dev-") as tmp:
+        for name, write in DEV_LOGS:
+            path = Path(tmp) / "log.csv"
+            write(path)
+            started = time.perf_counter()
+            reports[name] = replay("interactions", path, seed=seed, progress=True)
+            say(f"quality | {name}: {reports[name]['events']} events in "
+                f"{time.perf_counter() - started:.1f} s")  # fmt: skip
+    names = list(next(iter(reports.values()))["policies"])
+    lines = [
+        "| development log (hit@10, new offers) | " + " | ".join(names) + " |",
+        "|---" * (len(names) + 1) + "|",
+    ]
+    for log, report in reports.items():
+        cells = [_fmt(report["policies"][n]["hit_at_10"]) for n in names]
+        lines.append(f"| {log} | " + " | ".join(cells) + " |")
+    return "\n".join(lines), reports
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m benchmarks.quality",
@@ -186,12 +223,19 @@ def main(argv: list[str] | None = None) -> int:
         help=f"at most N events per source (simulator visits: {SIM_VISITS})",
     )
     parser.add_argument("--seed", type=int, default=DEFAULT_SEED)
+    parser.add_argument("--dev", action="store_true", help="also the development logs")
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args(argv)
 
     def say(line: str) -> None:
         print(line, file=sys.stderr, flush=True)
 
     reports, seconds = run(args.data, args.limit, args.seed, say)
+    dev, dev_reports = dev_table(args.seed, say) if args.dev else ("", {})
+    if args.json:
+        out = {"reports": reports, "seconds": seconds, "targets": targets(reports)}
+        print(json.dumps({**out, "development": dev_reports} if args.dev else out))
+        return 0
     print(table(reports))
     print()
     for source, report in reports.items():
@@ -207,6 +251,9 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print("Targets:")
     print("\n".join(targets(reports)))
+    if dev:
+        print()
+        print(dev)
     return 0
 
 

@@ -16,7 +16,6 @@ timed beside it in the same run.
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import subprocess
 import sys
@@ -28,32 +27,10 @@ from typing import Any
 
 import numpy as np
 
+from benchmarks.logs import ratings_log
 from engine.replay.sources.interactions import read_interactions
 
 SHAPE = {"events": 100_000, "offers": 1_682, "customers": 943}
-START_TS = 874_724_710  # MovieLens 100k's first rating (1997-09-20)
-SPAN_S = 215 * 86_400
-
-
-def synthetic_log(path: Path, events: int, offers: int, customers: int, seed: int = 1) -> None:
-    """A log of the documented CSV shape (customer_id, offer_id, timestamp, reward)."""
-    rng = np.random.default_rng(seed)
-    dims = 8
-    users = rng.normal(size=(customers, dims))
-    items = rng.normal(size=(offers, dims))
-    item_bias = rng.normal(scale=0.5, size=offers)
-    activity = 1.0 / np.arange(1, customers + 1) ** 0.9
-    popularity = 1.0 / np.arange(1, offers + 1) ** 0.9
-    who = rng.choice(customers, size=events, p=activity / activity.sum())
-    what = rng.choice(offers, size=events, p=popularity / popularity.sum())
-    logit = (users[who] * items[what]).sum(axis=1) / np.sqrt(dims) + item_bias[what] - 0.25
-    reward = (rng.random(events) < 1.0 / (1.0 + np.exp(-logit))).astype(int)
-    ts = np.sort(START_TS + rng.integers(0, SPAN_S, size=events))
-    with path.open("w", newline="") as f:
-        out = csv.writer(f)
-        out.writerow(["customer_id", "offer_id", "timestamp", "reward"])
-        for u, i, t, r in zip(who, what, ts, reward, strict=True):
-            out.writerow([f"u{u:04d}", f"item-{i:04d}", int(t), int(r)])
 
 
 def popularity_pass(path: Path) -> float:
@@ -99,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
         path = args.data
         if path is None:
             path = Path(tmp) / "log.csv"
-            synthetic_log(path, args.events, SHAPE["offers"], SHAPE["customers"])
+            ratings_log(path, args.events, SHAPE["offers"], SHAPE["customers"])
             print(f"wrote a seeded log of {args.events:,} events to {path}", file=sys.stderr)
         events, catalog = read_interactions(path)
         n = min(len(events), args.limit or len(events))

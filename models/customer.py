@@ -40,6 +40,7 @@ MAX_STATE_BYTES = 2048
 # Answers remembered to refuse a second delivery of the same event_id (a client retry):
 # retries come within seconds, and 24 digests of 40 bits cost about 500 bytes of state.
 SEEN_MAX = 24
+RECENT_MAX = 20  # the choices a customer's next choice is paired with (`Together.history`)
 
 
 def digest(event_id: str) -> int:
@@ -77,6 +78,7 @@ class CustomerModel:
         self.asked: tuple[str, ...] = ()  # the offers of the latest decision
         self.pending: dict[str, float] = {}  # offer shown (an impression) -> when
         self.unanswered: dict[str, tuple[int, float]] = {}  # offer -> (times shown, last shown)
+        self.recent: list[str] = []  # the latest choices (purchases), oldest first
         # Exactly once on at-least-once delivery: the last record applied (partition,
         # offset), so a replay after a crash is recognized, and the recent event digests
         # with the offset each was first applied at, so a resent event_id is too.
@@ -156,6 +158,13 @@ class CustomerModel:
                     )
         self.close(offer.offer_id, yes, [alt.offer_id for alt, _ in alternatives])
 
+    def chose(self, offer_id: str) -> None:
+        """A choice (a purchase): what `Together` pairs the next ones with."""
+        if offer_id in self.recent:
+            self.recent.remove(offer_id)
+        self.recent.append(offer_id)
+        del self.recent[:-RECENT_MAX]
+
     def close(self, offer_id: str, yes: bool, alternatives: Iterable[str] = ()) -> None:
         """An answer closes the question: a yes also clears the offer's frequency count
         and the questions asked alongside it."""
@@ -175,6 +184,8 @@ class CustomerModel:
             weights[key] = weights.get(key, 0.0) + value
         self._model.load(weights, self._model.intercept + session._model.intercept)
         self.answers += session.answers
+        for offer_id in session.recent:
+            self.chose(offer_id)
         for offer_id, ts in session.pending.items():
             self.pending[offer_id] = max(ts, self.pending.get(offer_id, ts))
         for offer_id, (count, last) in session.unanswered.items():
@@ -247,6 +258,8 @@ class CustomerModel:
             "u": {o: [c, round(t, 1)] for o, (c, t) in self.unanswered.items()},
             "w": {},
         }
+        if self.recent:
+            state["r"] = self.recent
         if self.position is not None:
             state["o"] = list(self.position)
         if self.last_seen is not None:
@@ -283,6 +296,7 @@ class CustomerModel:
                 model.position = (int(position[0]), int(position[1]))
             model.seen = {int(d): int(o) for d, o in state.get("s", ())}
             model.last_seen = float(state["t"]) if "t" in state else None
+            model.recent = [str(o) for o in state.get("r", ())][-RECENT_MAX:]
             if state["v"] == cls.VERSION:
                 model._model.load(dict(state.get("w", {})), float(state.get("b", 0.0)))
                 model.pending = {str(o): float(t) for o, t in dict(state.get("p", {})).items()}

@@ -1,16 +1,17 @@
 """The learner: the layered brain that answers "how likely is a yes?" and decides.
 
-    P(yes) = sigmoid( menu prior  +  crowd residual  +  customer residual )
+    P(yes) = sigmoid( menu prior  +  crowd residual  +  together  +  customer residual )
 
 The menu prior (`policy.prior`: base rate, trending in context, weather, daypart) needs no
-data; the shared model learns from everyone how offers do in context; each customer's
-model learns how they differ. Each layer starts at zero, so a new customer is decided for
-by the crowd, and a new engine by the menu.
+data; the shared model learns from everyone how offers do in context; `Together` (kept
+with it) what everyone chooses and what goes with what a customer chose lately; each
+customer's model learns how they differ. Each layer starts at zero, so a new customer is
+decided for by the crowd, and a new engine by the menu.
 
 The learner holds only the shared model; customers' models and stores' trending belong
 to the caller (Faust tables in the worker, dictionaries in a replay).
 
-A decision scores its menu as vectors (`models.scoring`): the prior, the crowd and the
+A decision scores its menu as vectors (`models.layers`): the prior, the crowd and the
 customer's residual are each a few numpy operations over the menu, and a large menu
 (over `CANDIDATES_ABOVE` offers) is first cut to candidates (`models.candidates`), so a
 decision costs about the same for 24 offers as for 20,000. `estimate` is the same
@@ -35,64 +36,37 @@ from __future__ import annotations
 
 import random
 from collections.abc import Collection, Sequence
-from dataclasses import dataclass, field
 
 import numpy as np
 
-from models.candidates import CANDIDATES_ABOVE, Pool, candidates, context_key
+from models.candidates import CANDIDATES_ABOVE, candidates
 from models.context import Context
 from models.customer import CustomerModel
-from models.decision import ENGINE, Decision
-from models.offer import Catalog, Offer
+from models.decision import Decision
+from models.layers import Layers, LearnerConfig
+from models.offer import Offer
 from models.policy import (
     YOU_OFTEN_BUY,
     Estimate,
-    PolicyConfig,
     RankedOffer,
     choose,
     prior,
     reasons,
 )
-from models.residual import Vector, clip, logit, relogit_v, sigmoid, sigmoid_v
-from models.scoring import Menu, prior_logits
-from models.shared import Index, Lesson, SharedModel
+from models.residual import logit, sigmoid
+from models.shared import Lesson, choice_scope
 from models.trending import Trending, scopes_for
+
+__all__ = ["PASSED_OVER", "Learner", "LearnerConfig"]
 
 PASSED_OVER = 6  # a till purchase is a weak no to this many of the best other offers
 
 
-@dataclass(frozen=True, slots=True)
-class LearnerConfig:
-    personal: bool = True  # False: the engine without 1-1 learning (a baseline)
-    shared: bool = True  # False: the menu prior and trending only (the control policy)
-    answer_window_s: float = 900.0  # an impression with no yes this long after is a no
-    crowd_learns_here: bool = True  # False: `lessons` go to the crowd's owner (a worker)
-    name: str = ENGINE  # recorded on every decision, for evaluation and lift
-    policy: PolicyConfig = field(default_factory=PolicyConfig)
-
-
-class Learner:
-    def __init__(
-        self, catalog: Catalog, cfg: LearnerConfig | None = None, shared: SharedModel | None = None
-    ) -> None:
-        self.catalog = catalog
-        self.cfg = cfg or LearnerConfig()
-        self.shared = shared or SharedModel()
-        self._menus: dict[tuple[str, str], tuple[Menu, tuple[Index, Index, Index]]] = {}
-        self._pools: dict[tuple[object, ...], Pool] = {}
-        self._last_lifts: tuple[object, dict[str, float]] = ((), {})
-        self.lessons: list[Lesson] = []  # for the crowd's owner, when it is not here
-
+class Learner(Layers):
     def take_lessons(self) -> list[Lesson]:
         """The crowd's lessons since the last call (see `LearnerConfig.crowd_learns_here`)."""
         taken, self.lessons = self.lessons, []
         return taken
-
-    def use_crowd(self, shared: SharedModel) -> None:
-        """Decide with this crowd from now on (its tables are new: cached rows go)."""
-        self.shared = shared
-        self._menus.clear()
-        self._pools.clear()
 
     # --- estimating -----------------------------------------------------------------
 
@@ -103,11 +77,12 @@ class Learner:
         last answer is kept, so estimating each offer of a menu in turn costs one pass."""
         if trending is None:
             return {}
-        key = (trending.token, trending.version, ctx.store_id, ctx.daypart, ctx.weather, now)
+        tau = self.shared.together.trend_weight
+        key = (trending.token, trending.version, ctx.store_id, ctx.daypart, ctx.weather, now, tau)
         if self._last_lifts[0] == (key, tuple(among)):
             return self._last_lifts[1]
         scope = trending.scope_for(scopes_for(ctx.store_id, ctx.daypart, ctx.weather), now)
-        lifts = trending.lifts(among, now, scope)
+        lifts = {o: v**tau for o, v in trending.lifts(among, now, scope).items()}
         self._last_lifts = ((key, tuple(among)), lifts)
         return lifts
 
@@ -131,23 +106,14 @@ class Learner:
     ) -> Estimate:
         """P(yes) for this offer in this context (for this customer), with reasons."""
         menu = self._prior(offer, ctx, self._lifts(ctx, trending, now, among))
-        crowd = self._crowd_logit(offer, ctx, menu)
         if customer is None or not self.cfg.personal:
+            crowd = self._crowd_logit(offer, ctx, menu)
             return Estimate(min(max(sigmoid(crowd), 1e-4), 1 - 1e-4), menu.reasons)
-        p = customer.predict_one(offer, ctx, crowd)
+        p = customer.predict_one(offer, ctx, self._crowd_logit(offer, ctx, menu))
         reasons = menu.reasons
         if customer.affinity(offer) >= self.cfg.policy.affinity_reason_at:
             reasons = (YOU_OFTEN_BUY, *reasons)
         return Estimate(p, reasons)
-
-    def menu_p_yes(
-        self, ctx: Context, customer: CustomerModel | None, trending: Trending | None, now: float
-    ) -> tuple[Menu, Vector]:
-        """`estimate` of every offer on the context's menu (store, daypart) at once."""
-        menu, rows = self._menu(ctx.store_id, ctx.daypart)
-        at = np.arange(len(menu))
-        lift = self._lift(menu, at, ctx, trending, now, ())
-        return menu, self._scores(menu, rows, at, ctx, customer, lift)[0]
 
     # --- learning -------------------------------------------------------------------
 
@@ -177,12 +143,19 @@ class Learner:
                 )
         lifts = self._menu_lifts(ctx, trending, now, [offer.offer_id, *passed])
         menu = self._prior(offer, ctx, lifts)
+        basket, gradient = None, (0.0, 0.0)
+        if choice:  # what everyone chooses (if not always likes), with what was chosen before
+            basket = tuple(customer.recent) if customer is not None else ()
+            gradient = self._gradient(offer, ctx, customer, trending, now)
+        lesson = Lesson(offer.offer_id, ctx, logit(menu.p_yes), yes, strength, basket, gradient)
         if self.cfg.shared and self.cfg.crowd_learns_here:
-            self.shared.learn(offer, ctx, logit(menu.p_yes), yes, strength)
+            self.shared.learn_lesson(offer, lesson)
         elif self.cfg.shared:
-            self.lessons.append(Lesson(offer.offer_id, ctx, logit(menu.p_yes), yes, strength))
+            self.lessons.append(lesson)
         if customer is None:
             return
+        if basket is not None and yes:
+            customer.chose(offer.offer_id)
         if not personal:
             customer.close(offer.offer_id, yes, customer.alternatives(offer.offer_id))
             return
@@ -191,7 +164,28 @@ class Learner:
             for alt in (self.catalog.offers.get(o) for o in passed)
             if alt is not None
         ]
-        customer.learn(offer, ctx, self._crowd_logit(offer, ctx, menu), yes, strength, alternatives)
+        offset = self._crowd_logit(offer, ctx, menu)
+        customer.learn(offer, ctx, offset, yes, strength, alternatives)
+
+    def _gradient(
+        self,
+        offer: Offer,
+        ctx: Context,
+        who: CustomerModel | None,
+        trending: Trending | None,
+        now: float,
+    ) -> tuple[float, float]:
+        """How this choice moves `Together`'s weights (`Together.gradient`)."""
+        menu, _ = self._menu(ctx.store_id, ctx.daypart)
+        chosen = menu.position.get(offer.offer_id)
+        if chosen is None or not self.cfg.shared:
+            return 0.0, 0.0
+        lift = self._lift(menu, np.arange(len(menu)), ctx, trending, now, (), power=False)
+        basket = who.recent if who is not None and self.cfg.personal else ()
+        log_lift = None if lift is None else np.log(lift)
+        return self.shared.together.gradient(
+            chosen, self._ids(menu), choice_scope(ctx), basket, log_lift
+        )
 
     def _passed_over(
         self, who: CustomerModel, offer: Offer, ctx: Context, trending: Trending | None, now: float
@@ -226,92 +220,6 @@ class Learner:
         return gone
 
     # --- deciding -------------------------------------------------------------------
-
-    def _menu_lifts(
-        self, ctx: Context, trending: Trending | None, now: float, ids: Sequence[str]
-    ) -> dict[str, float]:
-        """The trending lifts of the offers `ids` against the whole menu's mean."""
-        menu, _ = self._menu(ctx.store_id, ctx.daypart)
-        at = np.array([menu.position[o] for o in ids if o in menu.position], dtype=np.intp)
-        lift = self._lift(menu, at, ctx, trending, now, ()) if len(at) else None
-        if lift is None:
-            return {}
-        return {menu.offers[i].offer_id: float(v) for i, v in zip(at, lift, strict=True)}
-
-    def _menu(self, store_id: str | None, daypart: str) -> tuple[Menu, tuple[Index, Index, Index]]:
-        """The menu of a store in a daypart, indexed once, with its crowd rows."""
-        key = (store_id or "", daypart)
-        hit = self._menus.get(key)
-        if hit is None:
-            menu = Menu.of(self.catalog.available(store_id, daypart), self.cfg.policy)
-            hit = self._menus[key] = (menu, self.shared.rows(menu.offers))
-        return hit
-
-    def _lift(
-        self,
-        menu: Menu,
-        at: Index,
-        ctx: Context,
-        trending: Trending | None,
-        now: float,
-        excluded: Collection[int],
-    ) -> Vector | None:
-        """Trending lifts at positions `at`, against the mean of the menu without
-        `excluded` (what the rules keep out), as `Trending.lifts` computes them."""
-        if trending is None:
-            return None
-        scope = trending.scope_for(scopes_for(ctx.store_id, ctx.daypart, ctx.weather), now)
-        scores = menu.trending_scores(trending, scope, now)
-        kept = len(menu) - len(excluded)
-        total = scores.sum() - (scores[list(excluded)].sum() if excluded else 0.0)
-        mean = total / kept if kept else 0.0
-        lift: Vector = (scores[at] + trending.smoothing) / (mean + trending.smoothing)
-        return lift
-
-    def _scores(
-        self,
-        menu: Menu,
-        rows: tuple[Index, Index, Index],
-        at: Index,
-        ctx: Context,
-        customer: CustomerModel | None,
-        lift: Vector | None,
-    ) -> tuple[Vector, Vector]:
-        """(P(yes), score) of the offers at positions `at`: `estimate` as vectors."""
-        crowd = prior_logits(menu, at, ctx, lift, self.cfg.policy)
-        if self.cfg.shared:
-            part = self.shared.crowd_part(rows, at, menu.category_of[at], menu.tag_index[at], ctx)
-            crowd = relogit_v(crowd + part)
-        if customer is None or not self.cfg.personal:
-            p = clip(sigmoid_v(crowd), 1e-4, 1 - 1e-4)
-        else:
-            p = sigmoid_v(crowd + customer.residuals(menu, at, ctx))
-        score = p * menu.value[at]
-        if ctx.peak:
-            score = np.where(menu.slow[at] > 0, score * self.cfg.policy.peak_penalty, score)
-        return p, score
-
-    def _pool(
-        self,
-        store_id: str | None,
-        menu: Menu,
-        rows: tuple[Index, Index, Index],
-        ctx: Context,
-        trending: Trending | None,
-        now: float,
-    ) -> Pool:
-        """The context's crowd-and-prior scores over the whole menu, cached per context."""
-        key = (store_id or "", context_key(ctx), trending is None)
-        version = (0, 0) if trending is None else (trending.token, trending.version)
-        pool = self._pools.get(key)
-        if pool is None or pool.stale(self.shared.answers, version, now):
-            at = np.arange(len(menu))
-            lift = self._lift(menu, at, ctx, trending, now, ())
-            _, score = self._scores(menu, rows, at, ctx, None, lift)
-            if len(self._pools) > 256:
-                self._pools.clear()
-            pool = self._pools[key] = Pool.of(score, self.shared.answers, version, now)
-        return pool
 
     def _rank(
         self,

@@ -35,6 +35,7 @@ from numpy.typing import NDArray
 from models.context import Context
 from models.offer import Offer
 from models.residual import Residual, Vector
+from models.together import Together
 
 _tokens = itertools.count(1)
 Index = NDArray[np.intp]
@@ -56,17 +57,22 @@ class Lesson:
     offset: float  # the menu prior's logit the answer was given against
     yes: bool
     strength: float
+    basket: tuple[str, ...] | None = None  # a choice: the customer's recent choices before
+    gradient: tuple[float, float] = (0.0, 0.0)  # a choice: its `Together.gradient`
 
     def as_json(self) -> list[Any]:
-        return [self.offer_id, self.ctx.as_json(), self.offset, self.yes, self.strength]
+        out = [self.offer_id, self.ctx.as_json(), self.offset, self.yes, self.strength]
+        return out if self.basket is None else [*out, list(self.basket), list(self.gradient)]
 
     @classmethod
     def from_json(cls, raw: Sequence[Any]) -> Lesson:
-        offer_id, ctx, offset, yes, strength = raw
+        offer_id, ctx, offset, yes, strength, *rest = raw
         known = {k: ctx[k] for k in _CONTEXT_FIELDS if k in ctx}
         extra = {k: v for k, v in ctx.items() if k not in _CONTEXT_FIELDS}
         context = Context(**known, extra=extra)
-        return cls(str(offer_id), context, float(offset), bool(yes), float(strength))
+        basket = tuple(str(o) for o in rest[0]) if rest else None
+        g = (float(rest[1][0]), float(rest[1][1])) if len(rest) > 1 else (0.0, 0.0)
+        return cls(str(offer_id), context, float(offset), bool(yes), float(strength), basket, g)
 
 
 def columns(ctx: Context) -> list[tuple[str, float]]:
@@ -125,8 +131,14 @@ class _Table:
         return out
 
 
+def choice_scope(ctx: Context) -> str:
+    """Where `Together` counts a choice: the store in the daypart."""
+    return f"{ctx.store_id or ''}|{ctx.daypart}"
+
+
 class SharedModel:
-    """P(yes | offer, context) from all customers, around the offset the caller gives."""
+    """P(yes | offer, context) from all customers, around the offset the caller gives,
+    and what they choose and choose together (`together`)."""
 
     VERSION = 1
 
@@ -135,15 +147,32 @@ class SharedModel:
         self.answers = 0
         self.token = next(_tokens)  # with `answers`: a cache key no other model shares
         self._offers, self._categories, self._tags = _Table(), _Table(), _Table()
+        self.together = Together()
         self._last: tuple[object, int, tuple[Index, Vector, Index, Vector]] = (None, -1, ())  # type: ignore[assignment]
 
     def predict_one(self, offer: Offer, ctx: Context, offset: float) -> float:
         return self._model.predict_one(crosses(offer, ctx), offset)
 
     def learn_lesson(self, offer: Offer, lesson: Lesson) -> None:
-        self.learn(offer, lesson.ctx, lesson.offset, lesson.yes, lesson.strength)
+        self.learn(
+            offer, lesson.ctx, lesson.offset, lesson.yes, lesson.strength, lesson.basket,
+            lesson.gradient,
+        )  # fmt: skip
 
-    def learn(self, offer: Offer, ctx: Context, offset: float, yes: bool, w: float = 1.0) -> None:
+    def learn(
+        self,
+        offer: Offer,
+        ctx: Context,
+        offset: float,
+        yes: bool,
+        w: float = 1.0,
+        basket: Sequence[str] | None = None,
+        gradient: tuple[float, float] = (0.0, 0.0),
+    ) -> None:
+        """One answer; one with a `basket` (the chooser's recent choices, maybe none) is a
+        choice, counted by `together` too (a rating is a choice, even a poor one)."""
+        if basket is not None:
+            self.together.learn(offer.offer_id, choice_scope(ctx), basket if yes else (), gradient)
         cols = [col for col, _ in columns(ctx)]
         self._model.learn_one(crosses(offer, ctx), offset, yes, w)
         self.answers += 1
@@ -227,6 +256,7 @@ class SharedModel:
             "n": self.answers,
             "b": self._model.intercept,
             "w": self._model.weights(),
+            "t": self.together.to_state(),
         }
 
     @classmethod
@@ -236,6 +266,7 @@ class SharedModel:
         if isinstance(state, dict) and state.get("v") == cls.VERSION:
             model._model.load(dict(state.get("w", {})), float(state.get("b", 0.0)))
             model.answers = int(state.get("n", 0))
+            model.together = Together.from_state(state.get("t"))
             for key in model._model.items():
                 model._mirror(key)
         return model

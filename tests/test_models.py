@@ -100,12 +100,18 @@ def test_till_purchases_of_one_offer_bring_it_into_the_top_3_within_5(
     after an impression of the same offer and the worker decides after each (the
     question asked is that decision); with a till alone nothing was ever asked, and a
     purchase is a choice among what was on sale. Either way even the cheapest offer on
-    the menu, bought again and again, rises above the pricier ones passed over."""
-    brain = learner(explore_rate=0.0, value=value)
+    the menu, bought again and again, rises above the pricier ones passed over, and
+    above what the rest of the crowd has been choosing (popularity works against it)."""
     slow: list[str] = []
     for daypart in ("breakfast", "lunch", "late"):
         ctx = Context(daypart, temperature_c=18.0, channel="web", store_id="s-1")
-        for offer in CATALOG.available("s-1", daypart):
+        menu = CATALOG.available("s-1", daypart)
+        for offer in menu:
+            brain = learner(explore_rate=0.0, value=value)
+            others = [o for o in menu if o.offer_id != offer.offer_id]
+            for i in range(40):  # the crowd chooses everything but this offer
+                who = CustomerModel()
+                brain.answer(who, others[i % len(others)], ctx, True, now=0.0, choice=True)
             me, rng = CustomerModel(), random.Random(1)
             for n in range(1, 6):
                 if feed == "screen_at_the_till":

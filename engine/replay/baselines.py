@@ -217,7 +217,7 @@ class LearnerPolicy:
         self.half_life_s = half_life_s
         self.customers: dict[str, CustomerModel] = {}
         self.trending: dict[str, Trending] = {}
-        self._menu: tuple[object, dict[str, int], list[float]] | None = None
+        self._menu: tuple[object, dict[str, int], tuple[list[float], list[float]]] | None = None
 
     def customer(self, customer_id: str) -> CustomerModel:
         """The customer's model, created on first use."""
@@ -237,31 +237,29 @@ class LearnerPolicy:
     def scores(
         self, customer_id: str | None, offers: Sequence[Offer], ctx: Context, now: float
     ) -> list[float]:
-        kind = self.learner.cfg.policy.value
-        return [
-            p * o.value(kind)
-            for p, o in zip(self._p_yes(customer_id, offers, ctx, now), offers, strict=True)
-        ]
+        return self._vectors(customer_id, offers, ctx, now, 1)
 
     def p_yes(self, customer_id: str | None, offer: Offer, ctx: Context, now: float) -> float:
-        return self._p_yes(customer_id, [offer], ctx, now)[0]
+        return self._vectors(customer_id, [offer], ctx, now, 0)[0]
 
-    def _p_yes(
-        self, customer_id: str | None, offers: Sequence[Offer], ctx: Context, now: float
+    def _vectors(
+        self, customer_id: str | None, offers: Sequence[Offer], ctx: Context, now: float, which: int
     ) -> list[float]:
-        """P(yes) of `offers` from the learner's whole-menu vectors (one pass per event:
-        kept until the next answer is learned); an offer off the menu, one at a time."""
+        """P(yes) (`which` 0) or ranking scores (1) of `offers`, from the learner's
+        whole-menu vectors (one pass per event: kept until the next answer is learned);
+        an offer off the menu, one at a time (its P(yes) x value)."""
         key = (customer_id, ctx, now)
         if self._menu is None or self._menu[0] != key:
             customer = self.customers.get(customer_id) if customer_id else None
             trending = self.trending_for(ctx.store_id)
-            menu, vector = self.learner.menu_p_yes(ctx, customer, trending, now)
-            self._menu = (key, menu.position, vector.tolist())
-        _, position, p = self._menu
+            menu, p, score = self.learner.menu_p_yes(ctx, customer, trending, now)
+            self._menu = (key, menu.position, (p.tolist(), score.tolist()))
+        _, position, vectors = self._menu
+        kind = self.learner.cfg.policy.value
         return [
-            p[position[o.offer_id]]
+            vectors[which][position[o.offer_id]]
             if o.offer_id in position
-            else self._one(customer_id, o, ctx, now)
+            else self._one(customer_id, o, ctx, now) * (o.value(kind) if which else 1.0)
             for o in offers
         ]
 
