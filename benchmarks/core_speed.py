@@ -3,7 +3,10 @@
 Prints the engine's figures beside a simple recommender measured in the same run (a
 popularity count, the floor any engine's per-event cost is compared with).
 
-    .venv/bin/python -m benchmarks.core_speed [--events 20000] [--customers 2000]
+    .venv/bin/python -m benchmarks.core_speed [--events 20000] [--customers 2000] [--purchases]
+
+`--purchases`: every yes is a purchase, a choice among the menu (as a till reports it),
+so `Together` learns it and each decision reads it too.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=20_000)
     parser.add_argument("--customers", type=int, default=2_000)
+    parser.add_argument("--purchases", action="store_true", help="yeses are choices")
     args = parser.parse_args()
     catalog = load_catalog()
     offers = list(catalog.offers.values())
@@ -45,7 +49,7 @@ def main() -> None:
     for i, (cid, offer, ctx, yes) in enumerate(stream):
         model = customers.setdefault(cid, CustomerModel())
         if yes:
-            learner.answer(model, offer, ctx, True, now=float(i), trending=trending)
+            learner.answer(model, offer, ctx, True, 1.0, float(i), trending, args.purchases)
             trending.add(offer.offer_id, 1.0, float(i), scopes_for("s-1", ctx.daypart, None))
         else:
             model.shown(offer.offer_id, float(i))
