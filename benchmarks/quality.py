@@ -42,13 +42,16 @@ COLUMNS: tuple[tuple[str, str, str], ...] = (
     # (header, source, metric)
     ("coupon AUC (final 20%)", "coupon", "auc"),
     ("coupon log loss", "coupon", "logloss"),
+    ("coupon ECE", "coupon", "ece"),
     ("open-bandit IPS CTR [95%]", "open-bandit", "ips"),
     ("open-bandit SNIPS CTR", "open-bandit", "snips"),
     ("simulator reward/visit", "simulator", "reward_per_event"),
     ("simulator oracle share", "simulator", "oracle_share"),
+    ("simulator ECE (shown offers)", "simulator", "ece"),
     ("interactions hit@10 (new offers)", "interactions", "hit_at_10"),
     ("interactions hit@10 (all offers)", "interactions", "hit_at_10_all"),
     ("interactions AUC", "interactions", "auc"),
+    ("interactions ECE", "interactions", "ece"),
 )
 
 
@@ -182,6 +185,27 @@ def run(
     return reports, seconds
 
 
+def reliability_table(reports: Mapping[str, Report], policy: str = "engine") -> str:
+    """Markdown: the policy's reliability table per source (P(yes) bins of 0.1): how many
+    answers, their mean P(yes), the share that was a yes."""
+    lines = [
+        f"| {policy}: P(yes) bin | "
+        + " | ".join(f"{s} n / P(yes) / yes-rate" for s in reports)
+        + " |",
+        "|---" * (len(reports) + 1) + "|",
+    ]
+    rows = {
+        s: {r["bin"]: r for r in _get(reports, s, policy, "reliability") or []} for s in reports
+    }
+    for b in range(10):
+        cells = []
+        for source in reports:
+            r = rows[source].get(b)
+            cells.append(f"{r['n']} / {r['p_yes']:.3f} / {r['yes_rate']:.3f}" if r else "-")
+        lines.append(f"| {b / 10:.1f}-{(b + 1) / 10:.1f} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def dev_table(seed: int, say: Callable[[str], None]) -> tuple[str, dict[str, Report]]:
     """hit@10 (new offers) of every policy on each development log, as a markdown table."""
     reports: dict[str, Report] = {}
@@ -251,6 +275,10 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print("Targets:")
     print("\n".join(targets(reports)))
+    calibrated = {s: r for s, r in reports.items() if _get(reports, s, "engine", "reliability")}
+    if calibrated:
+        print()
+        print(reliability_table(calibrated))
     if dev:
         print()
         print(dev)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 from models.offer import DAYPARTS
 
@@ -71,6 +72,13 @@ class Context:
     def peak(self) -> bool:
         return self.queue_length is not None and self.queue_length >= PEAK_QUEUE
 
+    @classmethod
+    def from_json(cls, raw: Mapping[str, Any]) -> Context:
+        """The inverse of `as_json`: known fields by name, any other key an extra."""
+        known = {k: raw[k] for k in _FIELDS if k in raw}
+        extra = {k: v for k, v in raw.items() if k not in _FIELDS}
+        return cls(**known, extra=extra)
+
     def as_json(self) -> dict[str, object]:
         return {
             "daypart": self.daypart,
@@ -81,3 +89,6 @@ class Context:
             "store_id": self.store_id,
             **self.extra,
         }
+
+
+_FIELDS = ("daypart", "weather", "temperature_c", "queue_length", "channel", "store_id")

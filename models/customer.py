@@ -35,11 +35,12 @@ if TYPE_CHECKING:
     from models.scoring import Menu
     from models.shared import Index
 
-ALTERNATIVE_WEIGHT = 0.3  # a yes to one offer says less about the others shown
+ALTERNATIVE_WEIGHT = 0.3  # a yes says less about offers not known to have been shown
 MAX_STATE_BYTES = 2048
 # Answers remembered to refuse a second delivery of the same event_id (a client retry):
 # retries come within seconds, and 24 digests of 40 bits cost about 500 bytes of state.
 SEEN_MAX = 24
+YESES_MAX = 8  # offers whose funnel (click, add-to-cart, purchase) is remembered
 RECENT_MAX = 20  # the choices a customer's next choice is paired with (`Together.history`)
 
 
@@ -79,6 +80,8 @@ class CustomerModel:
         self.pending: dict[str, float] = {}  # offer shown (an impression) -> when
         self.unanswered: dict[str, tuple[int, float]] = {}  # offer -> (times shown, last shown)
         self.recent: list[str] = []  # the latest choices (purchases), oldest first
+        self.asked_in: Context | None = None  # where the open impressions were shown
+        self.yeses: dict[str, tuple[float, float]] = {}  # offer -> (strongest yes, when)
         # Exactly once on at-least-once delivery: the last record applied (partition,
         # offset), so a replay after a crash is recognized, and the recent event digests
         # with the offset each was first applied at, so a resent event_id is too.
@@ -112,8 +115,11 @@ class CustomerModel:
         """Remember the offers of the customer's latest decision (the open question)."""
         self.asked = tuple(offer_ids)
 
-    def shown(self, offer_id: str, ts: float) -> None:
-        """An impression: the question was asked; a yes may follow within the window."""
+    def shown(self, offer_id: str, ts: float, ctx: Context | None = None) -> None:
+        """An impression: the question was asked (in `ctx`, where its answer belongs);
+        a yes may follow within the window."""
+        if ctx is not None:
+            self.asked_in = ctx
         self.pending[offer_id] = ts
         count, _ = self.unanswered.get(offer_id, (0, ts))
         self.unanswered[offer_id] = (count + 1, ts)
@@ -145,18 +151,34 @@ class CustomerModel:
         yes: bool,
         strength: float = 1.0,
         alternatives: Iterable[tuple[Offer, float]] = (),
+        alternative_weight: float = ALTERNATIVE_WEIGHT,
     ) -> None:
         """Learn one answer around the crowd's logit `offset`; on a yes, each alternative
-        (offer, its crowd logit) gets a soft no and the open question is closed."""
+        (offer, its crowd logit) gets a no of `alternative_weight` and the open question
+        is closed."""
         self._model.learn_one(features(offer, ctx), offset, yes, strength)
         alternatives = list(alternatives)
         if yes:
             for alt, alt_offset in alternatives:
                 if alt.offer_id != offer.offer_id:
                     self._model.learn_one(
-                        features(alt, ctx), alt_offset, False, strength * ALTERNATIVE_WEIGHT
+                        features(alt, ctx), alt_offset, False, strength * alternative_weight
                     )
         self.close(offer.offer_id, yes, [alt.offer_id for alt, _ in alternatives])
+
+    def funnel(self, offer_id: str, strength: float, now: float, window_s: float) -> float:
+        """What a yes of `strength` adds to the yes already learned for this offer within
+        the window (a click, then add-to-cart, then purchase is one answer, graded: the
+        strongest wins): the whole of it for a first yes, nothing for a repeated click.
+        A purchase ends the funnel: the next purchase is an answer of its own."""
+        for o in [o for o, (_, t) in self.yeses.items() if now - t > window_s]:
+            del self.yeses[o]
+        before, _ = self.yeses.pop(offer_id, (0.0, now))
+        if max(before, strength) < 1.0:  # a full yes (a purchase) ends the funnel
+            self.yeses[offer_id] = (max(before, strength), now)
+            while len(self.yeses) > YESES_MAX:
+                del self.yeses[next(iter(self.yeses))]
+        return max(0.0, strength - before)
 
     def chose(self, offer_id: str) -> None:
         """A choice (a purchase): what `Together` pairs the next ones with."""
@@ -260,6 +282,10 @@ class CustomerModel:
         }
         if self.recent:
             state["r"] = self.recent
+        if self.yeses:
+            state["y"] = {o: [s, round(t, 1)] for o, (s, t) in self.yeses.items()}
+        if self.asked_in is not None and self.pending:
+            state["ac"] = {k: v for k, v in self.asked_in.as_json().items() if v is not None}
         if self.position is not None:
             state["o"] = list(self.position)
         if self.last_seen is not None:
@@ -267,8 +293,8 @@ class CustomerModel:
         if self.seen:
             state["s"] = [[d, o] for d, o in self.seen.items()]
         # Bookkeeping first, oldest dropped until a quarter of the budget is left for taste.
-        for part in ("u", "p"):
-            while state[part] and len(orjson.dumps(state)) > MAX_STATE_BYTES * 3 // 4:
+        for part in ("u", "y", "p"):
+            while state.get(part) and len(orjson.dumps(state)) > MAX_STATE_BYTES * 3 // 4:
                 oldest = min(state[part], key=lambda o: _when(state[part][o]))
                 del state[part][oldest]
         budget = MAX_STATE_BYTES - len(orjson.dumps(state))
@@ -297,6 +323,10 @@ class CustomerModel:
             model.seen = {int(d): int(o) for d, o in state.get("s", ())}
             model.last_seen = float(state["t"]) if "t" in state else None
             model.recent = [str(o) for o in state.get("r", ())][-RECENT_MAX:]
+            yeses = dict(state.get("y", {}))
+            model.yeses = {str(o): (float(v[0]), float(v[1])) for o, v in yeses.items()}
+            if isinstance(state.get("ac"), dict):
+                model.asked_in = Context.from_json(state["ac"])
             if state["v"] == cls.VERSION:
                 model._model.load(dict(state.get("w", {})), float(state.get("b", 0.0)))
                 model.pending = {str(o): float(t) for o, t in dict(state.get("p", {})).items()}

@@ -41,7 +41,7 @@ import numpy as np
 
 from models.candidates import CANDIDATES_ABOVE, candidates
 from models.context import Context
-from models.customer import CustomerModel
+from models.customer import ALTERNATIVE_WEIGHT, CustomerModel
 from models.decision import Decision
 from models.layers import Layers, LearnerConfig
 from models.offer import Offer
@@ -128,36 +128,50 @@ class Learner(Layers):
         trending: Trending | None = None,
         choice: bool = False,
     ) -> None:
-        """Learn one answer in every layer; a yes is a soft no to what was shown with it,
-        else to the latest decision, and a `choice` (a purchase) with nothing shown with
-        it, as from a till, to what the engine would offer now: a choice among the menu."""
+        """Learn one answer in every layer. A yes is a no to what was shown with it (in
+        every layer: declined there and then, so P(yes) stays calibrated); with nothing
+        shown, a soft no (the customer's only) to the latest decision, or for a `choice`
+        (a purchase, as from a till) to what the engine would offer now."""
         personal = customer is not None and self.cfg.personal
-        passed = []
-        if yes and customer is not None and personal:
-            passed = [o for o in customer.pending if o != offer.offer_id]  # shown with it
+        passed, shown_with, later_step = [], [], False
+        if yes and customer is not None:
+            fresh = customer.funnel(offer.offer_id, strength, now, self.cfg.answer_window_s)
+            if fresh <= 0.0:  # a weaker later step of a funnel already learned
+                return
+            later_step, strength = fresh < strength, fresh
+        if yes and customer is not None and not later_step:
+            shown_with = [o for o in customer.pending if o != offer.offer_id]
+        if yes and customer is not None and personal and not later_step:
+            passed = shown_with
             if not passed:
                 passed = (
                     self._passed_over(customer, offer, ctx, trending, now)
                     if choice
                     else customer.alternatives(offer.offer_id)
                 )
-        lifts = self._menu_lifts(ctx, trending, now, [offer.offer_id, *passed])
+        lifts = self._menu_lifts(ctx, trending, now, [offer.offer_id, *passed, *shown_with])
         menu = self._prior(offer, ctx, lifts)
         basket, gradient = None, (0.0, 0.0)
         if choice:  # what everyone chooses (if not always likes), with what was chosen before
             basket = tuple(customer.recent) if customer is not None else ()
             gradient = self._gradient(offer, ctx, customer, trending, now)
         lesson = Lesson(offer.offer_id, ctx, logit(menu.p_yes), yes, strength, basket, gradient)
-        if self.cfg.shared and self.cfg.crowd_learns_here:
-            self.shared.learn_lesson(offer, lesson)
-        elif self.cfg.shared:
-            self.lessons.append(lesson)
+        lessons = [(offer, lesson)]
+        for alt in (self.catalog.offers.get(o) for o in shown_with):  # shown, not taken: no's
+            if alt is not None:
+                offset = logit(self._prior(alt, ctx, lifts).p_yes)
+                lessons.append((alt, Lesson(alt.offer_id, ctx, offset, False, strength)))
+        for about, taught in lessons:
+            if self.cfg.shared and self.cfg.crowd_learns_here:
+                self.shared.learn_lesson(about, taught)
+            elif self.cfg.shared:
+                self.lessons.append(taught)
         if customer is None:
             return
         if basket is not None and yes:
             customer.chose(offer.offer_id)
         if not personal:
-            customer.close(offer.offer_id, yes, customer.alternatives(offer.offer_id))
+            customer.close(offer.offer_id, yes, [] if later_step else shown_with)
             return
         alternatives = [
             (alt, self._crowd_logit(alt, ctx, self._prior(alt, ctx, lifts)))
@@ -165,7 +179,8 @@ class Learner(Layers):
             if alt is not None
         ]
         offset = self._crowd_logit(offer, ctx, menu)
-        customer.learn(offer, ctx, offset, yes, strength, alternatives)
+        weight = 1.0 if shown_with else ALTERNATIVE_WEIGHT  # declined, or only not chosen
+        customer.learn(offer, ctx, offset, yes, strength, alternatives, weight)
 
     def _gradient(
         self,
@@ -211,12 +226,15 @@ class Learner(Layers):
         now: float,
         trending: Trending | None = None,
     ) -> list[str]:
-        """Offers shown to the customer with no yes within the answer window are no's."""
+        """Offers shown to the customer with no yes within the answer window are no's,
+        learned in the context they were shown in (not the one of the event that is
+        closing the window)."""
         gone = customer.expired(now, self.cfg.answer_window_s)
+        asked = customer.asked_in or ctx
         for offer_id in gone:
             offer = self.catalog.offers.get(offer_id)
             if offer is not None:
-                self.answer(customer, offer, ctx, False, now=now, trending=trending)
+                self.answer(customer, offer, asked, False, now=now, trending=trending)
         return gone
 
     # --- deciding -------------------------------------------------------------------

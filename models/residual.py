@@ -27,6 +27,7 @@ from numpy.typing import NDArray
 
 Vector = NDArray[np.float64]
 _LOGIT_CLIP = math.log((1 - 1e-6) / 1e-6)
+UNKNOWN_SQUARES = 25.0
 
 
 def logit(p: float) -> float:
@@ -62,14 +63,26 @@ def relogit_v(z: Vector) -> Vector:
 
 
 class Residual:
-    """The offset enters as a feature whose weight is fixed at 1."""
+    """The offset enters as a feature whose weight is fixed at 1.
 
-    def __init__(self, learning_rate: float, l2: float = 0.0, intercept_lr: float = 0.0) -> None:
+    `adaptive`: AdaGrad steps (River's `optim.AdaGrad`: each weight's rate divided by the
+    root of its summed squared gradients), so a weight seen a thousand times settles where
+    its answers say instead of following the last few: what calibration needs of a model
+    learned from everyone. Plain SGD keeps a customer's model quick to follow them."""
+
+    def __init__(
+        self,
+        learning_rate: float,
+        l2: float = 0.0,
+        intercept_lr: float = 0.0,
+        adaptive: bool = False,
+    ) -> None:
         self.lr = learning_rate
         self.l2 = l2
         self.intercept_lr = intercept_lr
         self._w: dict[str, float] = {}
         self._b = 0.0
+        self._g2: dict[str, float] | None = {} if adaptive else None
 
     def raw(self, x: dict[str, float], offset: float) -> float:
         w = self._w
@@ -88,11 +101,20 @@ class Residual:
         else:
             grad = sign / (math.exp(z) + 1.0)
         grad *= w
-        self._b -= self.intercept_lr * grad
-        weights, lr, l2 = self._w, self.lr, self.l2
+        weights, lr, l2, g2 = self._w, self.lr, self.l2, self._g2
+        if g2 is None:
+            self._b -= self.intercept_lr * grad
+            for k, v in x.items():
+                old = weights.get(k, 0.0)
+                weights[k] = old - lr * (v * grad + l2 * old)
+            return
+        acc = g2[""] = g2.get("", 0.0) + grad * grad  # "" is no feature's name: the intercept
+        self._b -= self.intercept_lr * grad / math.sqrt(acc + 1e-8)
         for k, v in x.items():
             old = weights.get(k, 0.0)
-            weights[k] = old - lr * (v * grad + l2 * old)
+            g = v * grad + l2 * old
+            acc = g2[k] = g2.get(k, 0.0) + g * g
+            weights[k] = old - lr * g / math.sqrt(acc + 1e-8)
 
     def weight(self, feature: str) -> float:
         return self._w.get(feature, 0.0)
@@ -108,7 +130,19 @@ class Residual:
     def intercept(self) -> float:
         return self._b
 
-    def load(self, weights: dict[str, Any], intercept: float) -> None:
+    def load(
+        self, weights: dict[str, Any], intercept: float, squares: dict[str, Any] | None = None
+    ) -> None:
         for k, v in weights.items():
             self._w[str(k)] = float(v)
         self._b = float(intercept)
+        if self._g2 is not None:
+            # Weights saved without their squares (by plain SGD) are not new: start their
+            # steps small, as if learned from about a hundred answers.
+            self._g2.update({str(k): UNKNOWN_SQUARES for k in weights})
+            self._g2.setdefault("", UNKNOWN_SQUARES)
+            self._g2.update({str(k): float(v) for k, v in (squares or {}).items()})
+
+    def squares(self) -> dict[str, float]:
+        """AdaGrad's summed squared gradients (empty for plain SGD): part of the state."""
+        return dict(self._g2 or {})

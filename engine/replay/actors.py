@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from typing import Protocol
 
 from engine.replay.baselines import LearnerPolicy, Policy
+from engine.replay.tasks import Answers
 from engine.sim.world import Visit, World
 from models.context import Context
 from models.customer import CustomerModel
@@ -34,6 +35,9 @@ class EngineActor:
     def __init__(self, policy: LearnerPolicy, seed: int, name: str) -> None:
         self.policy = policy
         self.rng = random.Random(f"{seed}:{name}")
+        self.answers = Answers()  # each shown offer's P(yes) beside whether it was bought
+        self.scoring = False  # past the warm-up: answers are recorded
+        self._p_shown: dict[str, float] = {}
 
     def show(self, visit: Visit, ctx: Context, now: float) -> list[str]:
         cid = visit.customer.customer_id
@@ -49,8 +53,9 @@ class EngineActor:
             f"d-{visit.seq}",
         )
         shown = [o.offer_id for o in decision.offers][: visit.slots]
+        self._p_shown = {o.offer_id: o.p_yes for o in decision.offers[: visit.slots]}
         for offer_id in shown:
-            model.shown(offer_id, now)
+            model.shown(offer_id, now, ctx)
         return shown
 
     def learn(
@@ -59,6 +64,9 @@ class EngineActor:
         learner = self.policy.learner
         cid = visit.customer.customer_id
         model = self.policy.customer(cid)
+        if self.scoring:
+            for offer_id, p in self._p_shown.items():
+                self.answers.add(offer_id == bought, p)
         if bought is not None:
             self.policy.learn(cid, learner.catalog.offers[bought], ctx, 1.0, now)
         window = learner.cfg.answer_window_s

@@ -4,6 +4,8 @@ Everything is computed exactly from the recorded numbers (no sampling), so a rep
 figures can be checked by hand and do not move between runs:
 
 - `auc`, `logloss`: how well P(yes) separates and predicts the answers;
+- `reliability`, `ece`: whether P(yes) means what it says (of the offers given 0.3, about
+  30% answered yes), by bins of equal width;
 - `hit_at_k`: whether the answered offer was among a policy's top k (ties shared fairly);
 - `epsilon_greedy_probability`, `ips`, `snips`: off-policy estimates of a policy's reward
   from a log recorded by another policy with known propensities, with 95% intervals.
@@ -76,6 +78,56 @@ def logloss(
         for y, p in zip(labels, probs, strict=True)
     )
     return total / len(labels)
+
+
+CALIBRATION_BINS = 10
+
+
+def reliability(
+    labels: Sequence[int | bool], probs: Sequence[float], bins: int = CALIBRATION_BINS
+) -> list[dict[str, float | int]]:
+    """The reliability table: per bin of P(yes) ([0, 0.1), ..., [0.9, 1]) that holds any
+    answer, how many, their mean P(yes) and the share that was a yes.
+
+    >>> reliability([1, 0, 0, 1], [0.05, 0.05, 0.95, 0.95], bins=2)[1]
+    {'bin': 1, 'n': 2, 'p_yes': 0.95, 'yes_rate': 0.5}
+    """
+    if len(labels) != len(probs):
+        raise ValueError(f"{len(labels)} labels but {len(probs)} probabilities")
+    p = np.asarray(probs, dtype=np.float64)
+    y = np.asarray(labels, dtype=np.float64)
+    which = np.minimum((p * bins).astype(np.intp), bins - 1)
+    table: list[dict[str, float | int]] = []
+    for b in range(bins):
+        mask = which == b
+        n = int(mask.sum())
+        if n:
+            table.append(
+                {
+                    "bin": b,
+                    "n": n,
+                    "p_yes": round(float(p[mask].mean()), 6),
+                    "yes_rate": round(float(y[mask].mean()), 6),
+                }
+            )
+    return table
+
+
+def ece(
+    labels: Sequence[int | bool], probs: Sequence[float], bins: int = CALIBRATION_BINS
+) -> float | None:
+    """Expected calibration error: the answer-weighted mean gap between P(yes) and the
+    yes-rate over the reliability table's bins (0 is perfectly calibrated). None if empty.
+
+    >>> ece([1, 0, 0, 1], [0.05, 0.05, 0.95, 0.95], bins=2)
+    0.45
+    """
+    table = reliability(labels, probs, bins)
+    if not table:
+        return None
+    n = sum(row["n"] for row in table)
+    gap = math.fsum(row["n"] * abs(row["p_yes"] - row["yes_rate"]) for row in table)
+    return round(gap / n, 12)
 
 
 def hit_at_k(scores: Sequence[float], target: int, k: int) -> float:

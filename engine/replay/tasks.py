@@ -12,7 +12,16 @@ from typing import Any
 
 from engine.replay.baselines import Policy
 from engine.replay.loop import Event, ReplayError, num
-from engine.replay.metrics import auc, epsilon_greedy_probability, hit_at_k, ips, logloss, snips
+from engine.replay.metrics import (
+    auc,
+    ece,
+    epsilon_greedy_probability,
+    hit_at_k,
+    ips,
+    logloss,
+    reliability,
+    snips,
+)
 from models.offer import Offer
 
 HIT_K = 10
@@ -20,7 +29,7 @@ HIT_K = 10
 
 @dataclass(slots=True)
 class Answers:
-    """A policy's P(yes) beside each answer, for AUC and log loss."""
+    """A policy's P(yes) beside each answer, for AUC, log loss and calibration."""
 
     labels: list[int] = field(default_factory=list)
     probs: list[float] = field(default_factory=list)
@@ -33,6 +42,8 @@ class Answers:
         return {
             f"auc{suffix}": num(auc(self.labels, self.probs)),
             f"logloss{suffix}": num(logloss(self.labels, self.probs)),
+            f"ece{suffix}": num(ece(self.labels, self.probs)),
+            f"reliability{suffix}": reliability(self.labels, self.probs),
         }
 
 

@@ -68,6 +68,8 @@ def replay_simulator(
         ctx = replace(visit.context, store_id=visit.store_id)
         now = world.clock.ts
         for name, actor in actors.items():
+            if isinstance(actor, EngineActor):
+                actor.scoring = i >= warm_up
             shown = actor.show(visit, ctx, now)
             bought = world.choose(visit.customer, shown, ctx, random.Random(visit.answer_seed))
             actor.learn(visit, ctx, shown, bought, now)
@@ -86,6 +88,9 @@ def replay_simulator(
             "purchase_rate": num(t.purchases / scored) if scored else None,
             "oracle_share": num(mean / oracle_mean) if oracle_mean > 0 else None,
         }
+        actor = actors[name]
+        if isinstance(actor, EngineActor):  # P(yes) of each shown offer against the sale
+            results[name].update(actor.answers.figures())
     return {
         "source": "simulator",
         "events": visits,
