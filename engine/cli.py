@@ -114,12 +114,20 @@ def parser() -> argparse.ArgumentParser:
     replay = sub.add_parser(
         "replay", help="stream a dataset through the models, test-then-train, vs baselines"
     )
-    replay.add_argument("source", choices=["interactions", "coupon", "open-bandit", "simulator"])
+    replay.add_argument(
+        "source", choices=["interactions", "coupon", "open-bandit", "simulator", "decisions"]
+    )
     replay.add_argument(
         "--data",
         type=Path,
         help="the CSV (interactions), the dataset's file or folder or the shared data folder "
-        "(coupon, open-bandit), or a catalog TOML (simulator, optional)",
+        "(coupon, open-bandit), a catalog TOML (simulator, optional), or a JSON-lines log "
+        "of served decisions and their answers (decisions)",
+    )
+    replay.add_argument(
+        "--catalog",
+        type=Path,
+        help="decisions: the catalog that served the log (default: the project's)",
     )
     replay.add_argument("--json", action="store_true", help="print one JSON object")
     replay.add_argument("--limit", type=int, help="at most N events (simulator: visits, 20000)")

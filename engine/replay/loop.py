@@ -47,6 +47,7 @@ class Event:
     ts: float
     propensity: float | None = None  # the logging policy's probability of this offer
     scored: bool = True  # whether predictions of this event count in the metrics
+    before: tuple[str, ...] = ()  # a served slate: the offers of its earlier slots
 
 
 class Task(Protocol):

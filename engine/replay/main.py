@@ -16,11 +16,12 @@ from typing import Any
 from engine.replay.loop import DEFAULT_SEED, ReplayError
 from engine.replay.report import format_report
 from engine.replay.sources.coupon import COUPON_FILE, replay_coupon
+from engine.replay.sources.decisions import replay_decisions
 from engine.replay.sources.interactions import replay_interactions
 from engine.replay.sources.open_bandit import replay_open_bandit
 from engine.replay.sources.simulator import replay_simulator
 
-SOURCES = ("interactions", "coupon", "open-bandit", "simulator")
+SOURCES = ("interactions", "coupon", "open-bandit", "simulator", "decisions")
 
 
 def resolve(source: str, data: Path | None) -> Path | None:
@@ -30,9 +31,9 @@ def resolve(source: str, data: Path | None) -> Path | None:
         return data if data is not None and data.is_file() else None
     if data is None:
         raise ReplayError(f"replay {source} needs --data PATH")
-    if source == "interactions":
+    if source in ("interactions", "decisions"):
         if not data.is_file():
-            raise ReplayError(f"{data}: not a CSV file")
+            raise ReplayError(f"{data}: not a file")
         return data
     if source == "coupon":
         for candidate in (data, data / COUPON_FILE, data / "in-vehicle-coupon" / COUPON_FILE):
@@ -54,6 +55,7 @@ def replay(
     limit: int | None = None,
     seed: int = DEFAULT_SEED,
     progress: bool = False,
+    catalog: Path | None = None,
 ) -> dict[str, Any]:
     """Replay one source; the report is JSON-able: source, events, policies, reference."""
     if limit is not None and limit < 1:
@@ -66,13 +68,28 @@ def replay(
         return replay_interactions(path, limit=limit, seed=seed, progress=progress)
     if source == "coupon":
         return replay_coupon(path, limit=limit, seed=seed, progress=progress)
+    if source == "decisions":
+        from config.catalog import CatalogError, load_catalog
+
+        try:
+            served = load_catalog(catalog)
+        except CatalogError as exc:
+            raise ReplayError(str(exc)) from None
+        return replay_decisions(path, served, limit=limit, seed=seed, progress=progress)
     return replay_open_bandit(path, limit=limit, seed=seed, progress=progress)
 
 
 def main(args: argparse.Namespace) -> int:
     """`tailor replay`: the report on stdout (JSON or a table), progress on stderr."""
     try:
-        report = replay(args.source, args.data, limit=args.limit, seed=args.seed, progress=True)
+        report = replay(
+            args.source,
+            args.data,
+            limit=args.limit,
+            seed=args.seed,
+            progress=True,
+            catalog=getattr(args, "catalog", None),
+        )
     except ReplayError as exc:
         print(f"tailor replay: {exc}", file=sys.stderr)
         return 2

@@ -31,7 +31,12 @@ def _flatten(prefix: str, value: Any) -> Iterator[tuple[str, Any]]:
 def format_report(report: Mapping[str, Any]) -> str:
     """A readable table: a row per policy, a column per figure, then the reference."""
     policies: Mapping[str, Mapping[str, Any]] = report["policies"]
-    columns = list(dict.fromkeys(k for m in policies.values() for k in m))
+    # Reliability tables are in the JSON (--json); the table keeps one figure per cell.
+    columns = [
+        k
+        for k in dict.fromkeys(k for m in policies.values() for k in m)
+        if not k.startswith("reliability")
+    ]
     rows = [["policy", *columns]]
     rows += [[name, *(_cell(m.get(c)) for c in columns)] for name, m in policies.items()]
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]

@@ -14,6 +14,7 @@ from engine.replay.baselines import Policy
 from engine.replay.loop import Event, ReplayError, num
 from engine.replay.metrics import (
     auc,
+    doubly_robust,
     ece,
     epsilon_greedy_probability,
     hit_at_k,
@@ -22,7 +23,7 @@ from engine.replay.metrics import (
     reliability,
     snips,
 )
-from models.offer import Offer
+from models.offer import Catalog, Offer
 
 HIT_K = 10
 
@@ -162,4 +163,69 @@ class OffPolicyTask:
         return {
             "ips": ips(self.rewards, pi, self.propensities).as_json(),
             "snips": snips(self.rewards, pi, self.propensities).as_json(),
+        }
+
+
+class ServedTask:
+    """The value of each policy from a log of served decisions: per logged slot, the
+    policy's probability of choosing the logged offer among what the store still had for
+    that slot (its menu in the daypart less the earlier slots' offers; epsilon-greedy over
+    its scores), for IPS, SNIPS and doubly robust. The reward model of DR is the engine
+    without personal models (P(yes) x price), learned along the log like every policy."""
+
+    def __init__(self, catalog: Catalog, epsilon: float, reward_model: Policy) -> None:
+        self.catalog = catalog
+        self.epsilon = epsilon
+        self.model = reward_model
+        self.rewards: list[float] = []
+        self.propensities: list[float] = []
+        self.modelled: list[float] = []
+        self.pi: dict[str, list[float]] = {}
+        self.expected: dict[str, list[float]] = {}
+        self._menu: list[Offer] = []
+        self._at = -1
+        self._q: list[float] = []
+
+    def start(self, event: Event) -> None:
+        if event.propensity is None or event.propensity <= 0:
+            raise ReplayError(f"a served offer needs its propensity > 0 ({event.offer.offer_id})")
+        menu = self.catalog.available(event.ctx.store_id, event.ctx.daypart)
+        self._menu = [o for o in menu if o.offer_id not in event.before]
+        ids = [o.offer_id for o in self._menu]
+        if event.offer.offer_id not in ids:
+            raise ReplayError(
+                f"{event.offer.offer_id} is not on the menu of {event.ctx.store_id} at "
+                f"{event.ctx.daypart} (is the catalog the one that served the log?)"
+            )
+        self._at = ids.index(event.offer.offer_id)
+        self._q = [
+            self.model.p_yes(event.customer_id, o, event.ctx, event.ts) * o.price
+            for o in self._menu
+        ]
+        self.rewards.append(event.reward)
+        self.propensities.append(event.propensity)
+        self.modelled.append(self._q[self._at])
+
+    def observe(self, name: str, policy: Policy, event: Event) -> None:
+        scores = policy.scores(event.customer_id, self._menu, event.ctx, event.ts)
+        self.pi.setdefault(name, []).append(
+            epsilon_greedy_probability(scores, self._at, self.epsilon)
+        )
+        best = max(scores)
+        top = [q for q, s in zip(self._q, scores, strict=True) if s == best]
+        q_pi = (1 - self.epsilon) * sum(top) / len(top) + self.epsilon * sum(self._q) / len(self._q)
+        self.expected.setdefault(name, []).append(q_pi)
+
+    def finish(self, event: Event) -> None:
+        self.model.learn(event.customer_id, event.offer, event.ctx, event.reward, event.ts)
+
+    def results(self, name: str) -> dict[str, Any]:
+        pi = self.pi.get(name, [])
+        if not pi:
+            return {"ips": None, "snips": None, "dr": None}
+        r, mu = self.rewards, self.propensities
+        return {
+            "ips": ips(r, pi, mu).as_json(),
+            "snips": snips(r, pi, mu).as_json(),
+            "dr": doubly_robust(r, pi, mu, self.modelled, self.expected[name]).as_json(),
         }

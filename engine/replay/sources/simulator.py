@@ -8,16 +8,22 @@ from __future__ import annotations
 import csv
 import math
 import random
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+import orjson
 
 from engine.replay.actors import Actor, EngineActor, OracleActor, RankingActor
 from engine.replay.baselines import LearnerPolicy
 from engine.replay.loop import DEFAULT_SEED, ReplayError, bar, make_policies, num
 from engine.replay.sources.interactions import INTERACTION_COLUMNS
 from engine.sim.world import World
+from models.context import Context
+from models.learner import Learner, LearnerConfig
+from models.offer import Offer
 from models.policy import PolicyConfig
 
 WARM_UP_SHARE = 0.2  # simulator: the first 20% of visits are not scored
@@ -155,3 +161,72 @@ def write_simulated_interactions(path: Path, visits: int, seed: int = DEFAULT_SE
                 )
                 rows += 1
     return rows
+
+
+class WorldPolicy:
+    """A known policy for checking off-policy estimates: ranks by the world's true
+    P(yes) x price (what the oracle knows); learns nothing, so its value is fixed."""
+
+    def __init__(self, world: World) -> None:
+        self.world = world
+
+    def scores(
+        self, customer_id: str | None, offers: Sequence[Offer], ctx: Context, now: float
+    ) -> list[float]:
+        who = self.world.by_id[customer_id or ""]
+        return [self.world.p_yes(who, o.offer_id, ctx) * o.price for o in offers]
+
+    def p_yes(self, customer_id: str | None, offer: Offer, ctx: Context, now: float) -> float:
+        return self.world.p_yes(self.world.by_id[customer_id or ""], offer.offer_id, ctx)
+
+    def learn(
+        self, customer_id: str | None, offer: Offer, ctx: Context, reward: float, now: float
+    ) -> None:
+        return None
+
+
+def write_simulated_decisions(
+    path: Path, visits: int, seed: int = DEFAULT_SEED, explore: float = 0.3
+) -> tuple[World, dict[str, float]]:
+    """A served-decisions log (`tailor replay decisions`' shape) from the simulator: the
+    engine, exploring at `explore`, serves one offer per visit (frequency cap off, so every
+    offer of the menu can be served) and learns the answers as the worker does. Returns the
+    world (for `WorldPolicy`) and the true value per visit of known policies on the same
+    visits, exact from the world's P(yes): "known" (`WorldPolicy`, epsilon-greedy at the
+    replay's rate) and "uniform" (any offer of the menu)."""
+    from config.catalog import load_catalog
+
+    catalog = load_catalog()
+    world = World(catalog, start=SIM_START, seed=seed, customers=SIM_CUSTOMERS)
+    cfg = PolicyConfig(k=1, explore_rate=explore, frequency_cap=10**9)
+    logger = EngineActor(LearnerPolicy(Learner(catalog, LearnerConfig(policy=cfg))), seed, "log")
+    epsilon = PolicyConfig().explore_rate
+    truth = {"known": 0.0, "uniform": 0.0}
+    with path.open("wb") as f:
+        for _ in range(visits):
+            world.advance_sim(SIM_VISIT_EVERY_S)
+            visit = replace(world.next_visit(), slots=1)
+            ctx = replace(visit.context, store_id=visit.store_id)
+            now = world.clock.ts
+            decision = logger.policy.learner.decide_for(
+                visit.customer.customer_id, logger.policy.customer(visit.customer.customer_id),
+                visit.store_id, ctx, logger.policy.trending_for(visit.store_id), now,
+                logger.rng, f"d-{visit.seq}",
+            )  # fmt: skip
+            shown = [decision.offers[0].offer_id]
+            logger.policy.customer(visit.customer.customer_id).shown(shown[0], now, ctx)
+            bought = world.choose(visit.customer, shown, ctx, random.Random(visit.answer_seed))
+            logger.learn(visit, ctx, shown, bought, now)
+            f.write(orjson.dumps({**decision.as_json(catalog), "offers": [
+                {"offer_id": shown[0], "propensity": decision.offers[0].propensity}
+            ]}) + b"\n")  # fmt: skip
+            if bought is not None:
+                answer = {"decision_id": decision.decision_id, "offer_id": bought}
+                f.write(orjson.dumps({**answer, "reward": catalog.offers[bought].price}) + b"\n")
+            menu = catalog.available(visit.store_id, ctx.daypart)
+            value = [world.p_yes(visit.customer, o.offer_id, ctx) * o.price for o in menu]
+            top = [v for v in value if v == max(value)]
+            uniform = sum(value) / len(value)
+            truth["known"] += (1 - epsilon) * sum(top) / len(top) + epsilon * uniform
+            truth["uniform"] += uniform
+    return world, {name: total / visits for name, total in truth.items()}
