@@ -26,6 +26,8 @@ examples:
   tailor api --port 8080           serve the HTTP API
   tailor simulate --rate 50        drive-thru and web traffic against the API
   tailor replay coupon --data ../shared/data   the engine vs baselines on a dataset
+  tailor decisions export --out served.jsonl   what was served and answered, for
+  tailor replay decisions --data served.jsonl  ... each policy's value off-policy
 """
 
 
@@ -73,6 +75,14 @@ def _replay(args: argparse.Namespace) -> int:
     from engine.replay.main import main
 
     return main(args)
+
+
+def _export(args: argparse.Namespace) -> int:
+    from config.catalog import load_catalog
+    from engine.replay.served_log import main
+
+    settings = get_settings()
+    return main(settings.kafka, load_catalog(settings.catalog), args.out)
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -133,6 +143,15 @@ def parser() -> argparse.ArgumentParser:
     replay.add_argument("--limit", type=int, help="at most N events (simulator: visits, 20000)")
     replay.add_argument("--seed", type=int, default=7, help="seed (default 7)")
     replay.set_defaults(func=_replay)
+
+    decisions = sub.add_parser("decisions", help="the served-decisions log, from Kafka")
+    decisions_sub = decisions.add_subparsers(dest="action", required=True, metavar="ACTION")
+    export = decisions_sub.add_parser(
+        "export",
+        help="what the API served and its answers, as JSON lines for `tailor replay decisions`",
+    )
+    export.add_argument("--out", type=Path, required=True, help="the JSON-lines file to write")
+    export.set_defaults(func=_export)
 
     demo = sub.add_parser("demo", help="stack + worker + API + simulator, Ctrl-C stops all")
     demo.add_argument("--rate", type=float, default=20.0, help="simulated visits per second")

@@ -604,3 +604,44 @@ async def test_a_malformed_command_is_dead_lettered_and_the_worker_goes_on(
     after = event("c-after-" + token, "cola", "purchase", store_id="s-1")
     await post_events(http, [after])
     await customer_decision(http, after["customer_id"], after["event_id"], store_id="s-1")
+
+
+async def test_served_decisions_and_their_answers_are_logged_for_off_policy_evaluation(
+    http: httpx.AsyncClient, pipeline: Pipeline, tmp_path: Path
+) -> None:
+    """What the API serves goes to tailor.decisions (slots, propensities, policy); a
+    purchase carrying its decision_id joins it; the export replays off-policy."""
+    from engine.replay.served_log import export
+    from engine.replay.sources.decisions import read_decisions, replay_decisions
+
+    cid = "c-" + uuid.uuid4().hex[:10]
+    first = event(cid, "fries", "click", store_id="s-1", channel="web")
+    await post_events(http, [first])
+    body = await customer_decision(http, cid, first["event_id"], store_id="s-1", k=3)
+    served_id, bought = body["decision_id"], body["offers"][1]["offer_id"]
+    sale = event(cid, bought, "purchase", store_id="s-1", channel="web", decision_id=served_id)
+    await post_events(http, [sale])
+    log = tmp_path / "served.jsonl"
+
+    async def exported() -> list[dict[str, Any]] | None:
+        await export(pipeline.settings.kafka, CATALOG, log)
+        lines = [orjson.loads(line) for line in log.read_bytes().splitlines()]
+        mine = [line for line in lines if line.get("decision_id") == served_id]
+        return mine if any("reward" in line for line in mine) else None
+
+    mine = await eventually(exported, "the served decision and its answer in the export")
+    (decision,) = [line for line in mine if "offers" in line]
+    assert decision["customer_id"] == cid and decision["policy"]
+    assert [o["slot"] for o in decision["offers"]] == [0, 1, 2]
+    assert [o["offer_id"] for o in decision["offers"]] == [o["offer_id"] for o in body["offers"]]
+    assert all(0 < o["propensity"] <= 1 for o in decision["offers"])
+    (answer,) = [line for line in mine if "reward" in line]
+    assert answer == {
+        "decision_id": served_id,
+        "offer_id": bought,
+        "reward": CATALOG.offers[bought].price,
+    }
+    slots = [e for e in read_decisions(log, CATALOG) if e.customer_id == cid]
+    assert [e.reward for e in slots] == [0.0, CATALOG.offers[bought].price, 0.0]
+    report = replay_decisions(log, CATALOG)
+    assert report["events"] >= 3 and report["policies"]["engine"]["dr"]["n"] == report["events"]

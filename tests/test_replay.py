@@ -316,5 +316,5 @@ def test_a_served_log_line_that_is_neither_decision_nor_answer_is_refused(
 
     log = tmp_path / "served.jsonl"
     log.write_text('{"decision_id": "d-1", "offer_id": "fries", "reward": 2.5}\n{"oops": 1}\n')
-    with pytest.raises(ReplayError, match="served.jsonl:2: neither a decision nor an answer"):
+    with pytest.raises(ReplayError, match=r"served\.jsonl:2: neither a decision nor an answer"):
         read_decisions(log, load_catalog())

@@ -33,6 +33,7 @@ from engine.api.auth import writer_check
 from engine.api.gatekeeper import Gatekeeper
 from engine.api.health import PROBE_TIMEOUT_S, CachedProbe
 from engine.api.producer import KafkaUnavailable, Producer, Record
+from engine.api.served import ServedLog
 from engine.wire import metrics
 from engine.wire.events import (
     ID_RULE,
@@ -133,15 +134,18 @@ def create_app(settings: Settings) -> FastAPI:
     catalog = load_catalog(settings.catalog)
     serving = Serving(redis_client(settings.redis), settings.offers_ttl_s, settings.board_ttl_s)
     producer = Producer(settings)
+    served = ServedLog(producer)
     redis_probe = CachedProbe(serving.ping)
     kafka_probe = CachedProbe(lambda: producer.probe(PROBE_TIMEOUT_S))
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         await producer.start()
+        served.start()
         try:
             yield
         finally:
+            await served.stop()
             await producer.stop()
             await serving.close()
 
@@ -197,6 +201,7 @@ def create_app(settings: Settings) -> FastAPI:
         board = await serving.board(store_id)
         if board is None:
             raise HTTPException(503, f"no board for {store_id} yet: is a worker running?")
+        served.note(board, "board", len(board.get("offers", [])), store_id)
         return _json(board)
 
     @api.get("/v1/customers/{customer_id}/offers", tags=["personalization"])
@@ -226,6 +231,8 @@ def create_app(settings: Settings) -> FastAPI:
                 ],
             }
         offers = decision.get("offers", [])[:k]
+        kind = {"customer": "customer", "store": "board"}.get(source, "global")
+        served.note(decision, kind, k, customer_id if kind == "customer" else str(store_id))
         return _json(
             {
                 **decision,

@@ -76,3 +76,9 @@ def totals(metrics_text: str) -> dict[str, float]:
             if sample.name.startswith("tailor_"):
                 summed[sample.name] = summed.get(sample.name, 0.0) + sample.value
     return summed
+
+
+SERVED = Counter("tailor_served", "Decisions served and logged to tailor.decisions", ["kind"])
+SERVED_DROPPED = Counter(
+    "tailor_served_dropped", "Served decisions not logged to tailor.decisions (Kafka away, busy)"
+)
