@@ -19,6 +19,16 @@ TRUE = {"a": 0.30, "b": 0.15, "c": 0.08, "d": 0.04, "e": 0.02, "f": 0.01}
 NOON = Context("lunch", store_id="s-1")
 
 
+def _bought(rng: random.Random) -> str | None:
+    """What a visit buys: offer i with probability TRUE[i], nothing otherwise."""
+    draw = rng.random()
+    for offer_id, p in TRUE.items():
+        if draw < p:
+            return offer_id
+        draw -= p
+    return None
+
+
 def _stream(personal: bool, visits: int, seed: int) -> tuple[Learner, Catalog]:
     offers = [Offer(o, o, f"cat-{o}", 1.0, 0, frozenset(DAYPARTS)) for o in TRUE]
     catalog = Catalog.of(offers, [Store("s-1", "Store")])
@@ -30,12 +40,7 @@ def _stream(personal: bool, visits: int, seed: int) -> tuple[Learner, Catalog]:
         me, now = rng.choice(customers), n * 100.0
         for offer_id in TRUE:
             me.shown(offer_id, now)
-        draw, bought = rng.random(), None
-        for offer_id, p in TRUE.items():
-            if draw < p:
-                bought = offer_id
-                break
-            draw -= p
+        bought = _bought(rng)
         if bought is not None:
             brain.answer(me, catalog.offers[bought], NOON, True, now=now + 1)
         brain.expire(me, NOON, now + 61)
@@ -55,12 +60,7 @@ def test_p_yes_of_shown_offers_matches_the_known_rate(personal: bool) -> None:
     assert not off, f"P(yes) - truth beyond 0.03: {off}"
     rng, labels, probs = random.Random(2), [], []
     for _ in range(3000):
-        draw, bought = rng.random(), None
-        for offer_id, p in TRUE.items():
-            if draw < p:
-                bought = offer_id
-                break
-            draw -= p
+        bought = _bought(rng)
         for offer_id in TRUE:
             labels.append(offer_id == bought)
             probs.append(got[offer_id])
