@@ -38,6 +38,9 @@ class Context:
     queue_length: int | None = None
     channel: str | None = None
     store_id: str | None = None
+    # The slot an offer was shown in (0 first), on what an answer is learned in: the crowd
+    # learns position bias from it, and decisions, made for no slot, are neutral to it.
+    slot: int | None = None
     # Any other features of the touchpoint (a dataset's columns): strings are categories,
     # numbers are scaled by the caller to about [-1, 1].
     extra: Mapping[str, str | float] = field(default_factory=dict)
@@ -80,7 +83,7 @@ class Context:
         return cls(**known, extra=extra)
 
     def as_json(self) -> dict[str, object]:
-        return {
+        out: dict[str, object] = {
             "daypart": self.daypart,
             "weather": self.weather,
             "temperature_c": self.temperature_c,
@@ -89,6 +92,9 @@ class Context:
             "store_id": self.store_id,
             **self.extra,
         }
+        if self.slot is not None:
+            out["slot"] = self.slot
+        return out
 
 
-_FIELDS = ("daypart", "weather", "temperature_c", "queue_length", "channel", "store_id")
+_FIELDS = ("daypart", "weather", "temperature_c", "queue_length", "channel", "store_id", "slot")

@@ -81,6 +81,7 @@ class CustomerModel:
         self.unanswered: dict[str, tuple[int, float]] = {}  # offer -> (times shown, last shown)
         self.recent: list[str] = []  # the latest choices (purchases), oldest first
         self.asked_in: Context | None = None  # where the open impressions were shown
+        self.slots: dict[str, int] = {}  # open impression -> the slot it was shown in
         self.yeses: dict[str, tuple[float, float]] = {}  # offer -> (strongest yes, when)
         # Exactly once on at-least-once delivery: the last record applied (partition,
         # offset), so a replay after a crash is recognized, and the recent event digests
@@ -115,11 +116,17 @@ class CustomerModel:
         """Remember the offers of the customer's latest decision (the open question)."""
         self.asked = tuple(offer_ids)
 
-    def shown(self, offer_id: str, ts: float, ctx: Context | None = None) -> None:
-        """An impression: the question was asked (in `ctx`, where its answer belongs);
-        a yes may follow within the window."""
+    def shown(
+        self, offer_id: str, ts: float, ctx: Context | None = None, slot: int | None = None
+    ) -> None:
+        """An impression: the question was asked (in `ctx` and `slot`, where its answer
+        belongs); a yes may follow within the window."""
         if ctx is not None:
             self.asked_in = ctx
+        if slot is not None:
+            self.slots[offer_id] = slot
+        else:
+            self.slots.pop(offer_id, None)
         self.pending[offer_id] = ts
         count, _ = self.unanswered.get(offer_id, (0, ts))
         self.unanswered[offer_id] = (count + 1, ts)
@@ -210,6 +217,7 @@ class CustomerModel:
             self.chose(offer_id)
         for offer_id, ts in session.pending.items():
             self.pending[offer_id] = max(ts, self.pending.get(offer_id, ts))
+        self.slots.update(session.slots)
         for offer_id, (count, last) in session.unanswered.items():
             mine, my_last = self.unanswered.get(offer_id, (0, last))
             self.unanswered[offer_id] = (mine + count, max(last, my_last))
@@ -286,6 +294,8 @@ class CustomerModel:
             state["y"] = {o: [s, round(t, 1)] for o, (s, t) in self.yeses.items()}
         if self.asked_in is not None and self.pending:
             state["ac"] = {k: v for k, v in self.asked_in.as_json().items() if v is not None}
+        if slots := {o: s for o, s in self.slots.items() if o in self.pending}:
+            state["sl"] = slots
         if self.position is not None:
             state["o"] = list(self.position)
         if self.last_seen is not None:
@@ -327,6 +337,7 @@ class CustomerModel:
             model.yeses = {str(o): (float(v[0]), float(v[1])) for o, v in yeses.items()}
             if isinstance(state.get("ac"), dict):
                 model.asked_in = Context.from_json(state["ac"])
+            model.slots = {str(o): int(s) for o, s in dict(state.get("sl", {})).items()}
             if state["v"] == cls.VERSION:
                 model._model.load(dict(state.get("w", {})), float(state.get("b", 0.0)))
                 model.pending = {str(o): float(t) for o, t in dict(state.get("p", {})).items()}

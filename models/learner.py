@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Collection, Sequence
+from dataclasses import replace
 
 import numpy as np
 
@@ -155,12 +156,22 @@ class Learner(Layers):
         if choice:  # what everyone chooses (if not always likes), with what was chosen before
             basket = tuple(customer.recent) if customer is not None else ()
             gradient = self._gradient(offer, ctx, customer, trending, now)
-        lesson = Lesson(offer.offer_id, ctx, logit(menu.p_yes), yes, strength, basket, gradient)
+
+        def where(offer_id: str) -> Context:  # the crowd learns the slot it was shown in
+            slot = customer.slots.get(offer_id) if customer is not None else None
+            return ctx if slot is None else replace(ctx, slot=slot)
+
+        offset = logit(menu.p_yes)
+        lesson = Lesson(
+            offer.offer_id, where(offer.offer_id), offset, yes, strength, basket, gradient
+        )
         lessons = [(offer, lesson)]
         for alt in (self.catalog.offers.get(o) for o in shown_with):  # shown, not taken: no's
             if alt is not None:
                 offset = logit(self._prior(alt, ctx, lifts).p_yes)
-                lessons.append((alt, Lesson(alt.offer_id, ctx, offset, False, strength)))
+                lessons.append(
+                    (alt, Lesson(alt.offer_id, where(alt.offer_id), offset, False, strength))
+                )
         for about, taught in lessons:
             if self.cfg.shared and self.cfg.crowd_learns_here:
                 self.shared.learn_lesson(about, taught)

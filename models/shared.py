@@ -82,8 +82,11 @@ def columns(ctx: Context) -> list[tuple[str, float]]:
 
 
 def crosses(offer: Offer, ctx: Context) -> dict[str, float]:
-    """Offer and category, alone and crossed with each context feature."""
+    """Offer and category, alone and crossed with each context feature; and the slot it
+    was shown in, alone (position bias, the same for every offer)."""
     x: dict[str, float] = {"o=" + offer.offer_id: 1.0, "c=" + offer.category: 1.0}
+    if ctx.slot is not None:
+        x[f"p={ctx.slot}"] = 1.0
     for col, value in columns(ctx):
         x[f"o={offer.offer_id}|{col}"] = value
         x[f"c={offer.category}|{col}"] = value
@@ -197,6 +200,8 @@ class SharedModel:
         loaded: an id holding "|" is then read to its first "|"; `learn` knows better)."""
         kind, rest = key[:2], key[2:]
         value = self._model.weight(key)
+        if kind == "p=":
+            return  # position: learned, never part of a decision
         if kind == "t=":
             i = self._tags.at(rest)  # first: it may grow the table
             self._tags.w[0, i] = value

@@ -154,6 +154,8 @@ class Interaction(BaseModel):
     store_id: Id | None = None
     channel: Channel | None = None
     decision_id: Id | None = None
+    # An impression's position on the screen (0 first): learned as position bias.
+    slot: Annotated[int, Field(ge=0, le=99)] | None = None
     value: Annotated[float, Field(ge=0)] | None = None
     context: Situation | None = None
 

@@ -226,7 +226,7 @@ def learn(
         metrics.ANSWERS.labels("no", "window", group).inc()
     answer = answer_of(got.type)
     if answer is None:
-        model.shown(got.offer_id, now, ctx)
+        model.shown(got.offer_id, now, ctx, got.slot)
         metrics.QUESTIONS.labels(group).inc()
     else:
         offer = w.catalog.offers[got.offer_id]
