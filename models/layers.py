@@ -1,6 +1,7 @@
 """The layers of P(yes), summed over a menu at once.
 
-    P(yes) = sigmoid( menu prior  +  crowd residual  +  together  +  customer residual )
+    P(yes) = sigmoid( menu prior  +  crowd residual  +  customer residual )
+    score  = sigmoid( menu prior  +  crowd residual  +  together  +  customer residual ) x value
 
 `Layers` is what deciding and learning share (`models.learner.Learner` is the rest): the
 menu of a store in a daypart indexed once (`models.scoring.Menu`), trending lifts as a
@@ -47,7 +48,6 @@ class Layers:
         self._menus: dict[tuple[str, str], tuple[Menu, tuple[Index, Index, Index]]] = {}
         self._pools: dict[tuple[object, ...], Pool] = {}
         self._last_lifts: tuple[object, dict[str, float]] = ((), {})
-        self._last_together: tuple[object, Vector] = ((), np.zeros(0))
         self.lessons: list[Lesson] = []  # for the crowd's owner, when it is not here
 
     def use_crowd(self, shared: SharedModel) -> None:

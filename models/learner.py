@@ -1,6 +1,7 @@
 """The learner: the layered brain that answers "how likely is a yes?" and decides.
 
-    P(yes) = sigmoid( menu prior  +  crowd residual  +  together  +  customer residual )
+    P(yes) = sigmoid( menu prior  +  crowd residual  +  customer residual )
+    score  = sigmoid( menu prior  +  crowd residual  +  together  +  customer residual ) x value
 
 The menu prior (`policy.prior`: base rate, trending in context, weather, daypart) needs no
 data; the shared model learns from everyone how offers do in context; `Together` (kept
