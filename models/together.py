@@ -79,7 +79,9 @@ class Together:
         self.clock = 0  # choices learned
         self._growth_at = 0  # the clock at which growth was last folded in
         self.version = 0
-        self._last: tuple[object, Vector] = ((), np.zeros(0))
+        self._last: tuple[object, tuple[Vector, Vector]] = ((), (np.zeros(0), np.zeros(0)))
+        self._row_version: list[int] = []  # bumped as a row changes: `_row`'s cache key
+        self._arrays: dict[int, tuple[int, Index, Vector]] = {}
 
     @property
     def growth(self) -> float:
@@ -92,6 +94,7 @@ class Together:
             i = self.index[offer_id] = len(self.ids)
             self.ids.append(offer_id)
             self.rows.append({})
+            self._row_version.append(0)
             if i >= len(self.mass):
                 grow = max(64, len(self.mass))
                 self.mass = np.concatenate([self.mass, np.zeros(grow)])
@@ -139,8 +142,19 @@ class Together:
                 row = self.rows[a]
                 row[b] = row.get(b, 0.0) + g
                 self.mass[a] += g
+                self._row_version[a] += 1
                 if len(row) > 2 * self.row_cap:
                     self._prune(a)
+
+    def _row(self, a: int) -> tuple[Index, Vector]:
+        """An offer's partners and pair counts as arrays, kept until the row changes."""
+        hit = self._arrays.get(a)
+        if hit is None or hit[0] != self._row_version[a]:
+            row = self.rows[a]
+            partners = np.fromiter(row.keys(), np.intp, len(row))
+            hit = (self._row_version[a], partners, np.fromiter(row.values(), np.float64, len(row)))
+            self._arrays[a] = hit
+        return hit[1], hit[2]
 
     def _prune(self, a: int) -> None:
         """Keep an offer's `row_cap` strongest partners (its mass keeps the dropped)."""
@@ -156,6 +170,7 @@ class Together:
         for row in self.rows:
             for k in row:
                 row[k] *= factor
+        self._row_version = [v + 1 for v in self._row_version]
         self._growth_at = self.clock
 
     def gradient(
@@ -165,9 +180,8 @@ class Together:
         `chosen` (a position in `at`) among a menu whose trending log lifts are `log_lift`
         (logits: popularity + the weights x log lift and goes-with): the conditional
         logit's gradient, observed minus expected feature."""
-        popularity = self.popularity(at, scope)
+        popularity, goes = self._parts(at, scope, basket)
         log_lift = np.zeros(len(at)) if log_lift is None else log_lift
-        goes = self.goes_with(at, basket)
         z = popularity + self.trend_weight * log_lift + self.goes_weight * goes
         p = np.exp(z - z.max())
         p /= p.sum()
@@ -178,15 +192,18 @@ class Together:
     def logits(self, at: Index, scope: str, basket: Sequence[str]) -> Vector:
         """What `Together` adds to the crowd's logits of the offers at `at` (indexes from
         `positions`): the odds of being chosen in `scope`, and with a customer's recent
-        choices `basket`, the weighted lift of what goes with them. The last is kept."""
+        choices `basket`, the weighted lift of what goes with them."""
+        popularity, goes = self._parts(at, scope, basket)
+        out: Vector = popularity + self.goes_weight * goes if basket else popularity
+        return out
+
+    def _parts(self, at: Index, scope: str, basket: Sequence[str]) -> tuple[Vector, Vector]:
+        """(popularity, goes_with) at `at`; the last are kept (a decision, the passed-over
+        offers of its answer and the answer's gradient read the same)."""
         key = (id(at), len(at), self.version, scope, tuple(basket))
-        if self._last[0] == key:
-            return self._last[1]
-        z = self.popularity(at, scope)
-        if basket:
-            z = z + self.goes_weight * self.goes_with(at, basket)
-        self._last = (key, z)
-        return z
+        if self._last[0] != key:
+            self._last = (key, (self.popularity(at, scope), self.goes_with(at, basket)))
+        return self._last[1]
 
     def positions(self, offer_ids: Sequence[str]) -> Index:
         """Each offer's index here (-1: never chosen nor paired)."""
@@ -238,18 +255,16 @@ class Together:
         mass_at = self._read(self.mass, at) / g
         inverse = np.full(len(self.ids), -1, dtype=np.intp)
         inverse[at[known]] = np.flatnonzero(known)
-        for j in recent:
-            row = self.rows[j]
-            partners = np.fromiter(row.keys(), np.intp, len(row))
-            counts = np.fromiter(row.values(), np.float64, len(row))
+        pairs = np.zeros((len(recent), len(at)))
+        for r, j in enumerate(recent):
+            partners, counts = self._row(j)
             k = inverse[partners]
-            pairs = np.zeros(len(at))
-            pairs[k[k >= 0]] = counts[k >= 0] / g
-            expected = (self.mass[j] / g) * mass_at / (total / g)
-            pairs[inverse[j]] = (
-                expected[inverse[j]] if inverse[j] >= 0 else 0.0
-            )  # itself: as by chance
-            out += np.log((pairs + s) / (expected + s))
+            pairs[r, k[k >= 0]] = counts[k >= 0] / g
+        expected = np.outer(self.mass[recent] / g, mass_at) / (total / g)
+        for r, j in enumerate(recent):  # an offer with itself: as by chance
+            if inverse[j] >= 0:
+                pairs[r, inverse[j]] = expected[r, inverse[j]]
+        out = np.log((pairs + s) / (expected + s)).sum(axis=0)
         out[~known] = 0.0
         result: Vector = out / len(recent)
         return result
