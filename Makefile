@@ -8,7 +8,7 @@ STAMP := .cache/stamps
 
 .PHONY: setup demo test lint typecheck contracts unit e2e faults stack-up stack-down bench clean
 
-setup: $(STAMP)/venv $(STAMP)/kafka $(STAMP)/redis $(STAMP)/chromium ## Install everything (idempotent, quick when nothing changed)
+setup: $(STAMP)/venv $(STAMP)/kafka $(STAMP)/redis $(STAMP)/chromium $(STAMP)/prometheus ## Install everything (idempotent, quick when nothing changed)
 
 $(STAMP)/venv: pyproject.toml
 	@mkdir -p $(STAMP)
@@ -51,6 +51,20 @@ $(STAMP)/chromium:
 	else \
 		echo "chromium is missing: 'sudo apt-get install chromium' enables the board page test."; \
 	fi
+
+# Debian's prometheus scrapes the demo's API and worker, and runs the Grafana dashboard's
+# queries in the tests; the launcher starts it (engine/dev/prometheus.py), never systemd.
+$(STAMP)/prometheus:
+	@mkdir -p $(STAMP)
+	@if command -v prometheus >/dev/null; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "Installing Debian's prometheus ..."; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null; \
+	else \
+		echo "prometheus is missing: run 'sudo apt-get install prometheus', or set TAILOR_PROMETHEUS_URL to an existing Prometheus."; \
+		exit 1; \
+	fi
+	@touch $@
 
 demo: setup ## Start Kafka, Redis, a worker, the API and the simulator; Ctrl-C stops all of it
 	$(BIN)/tailor demo
