@@ -34,6 +34,12 @@ class Settings(BaseSettings):
     kafka_port: int = Field(9092, ge=1, le=65535)
     kafka_controller_port: int = Field(9093, ge=1, le=65535)
     redis_port: int = Field(6379, ge=1, le=65535)
+    prometheus_url: str | None = Field(
+        None, description="http://host:port of an existing Prometheus the API's /ops reads"
+    )
+    prometheus_port: int = Field(
+        9090, ge=1, le=65535, description="the demo's Prometheus (loopback), when no URL is given"
+    )
     state_dir: Path = Field(Path(".tailor"), description="pids, logs and data of the local stack")
     kafka_libs: Path = Field(Path(".cache/kafka/libs"), description="Kafka jars from Maven")
 
@@ -151,6 +157,13 @@ class Settings(BaseSettings):
         except ValueError:
             raise ValueError("an IP address to listen on, like 127.0.0.1 or 0.0.0.0") from None
 
+    @field_validator("prometheus_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError("an http:// or https:// URL, like http://prometheus:9090")
+        return value
+
     @model_validator(mode="after")
     def _ports_differ(self) -> Settings:
         if self.kafka_port == self.kafka_controller_port:
@@ -185,6 +198,14 @@ class Settings(BaseSettings):
     @property
     def redis(self) -> str:
         return self.redis_url or f"redis://127.0.0.1:{self.redis_port}/0"
+
+    @property
+    def embedded_prometheus(self) -> bool:
+        return self.prometheus_url is None
+
+    @property
+    def prometheus(self) -> str:
+        return (self.prometheus_url or f"http://127.0.0.1:{self.prometheus_port}").rstrip("/")
 
 
 @lru_cache(maxsize=1)

@@ -11,16 +11,19 @@ from __future__ import annotations
 import os
 import subprocess
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from playwright.async_api import Browser, async_playwright
 
 from config.settings import Settings
 from engine.dev.processes import free_ports, start_role, stop, wait_http
+from engine.dev.prometheus import LocalPrometheus, target
 from engine.dev.stack import Stack
+from tests.browser_kit import CHROMIUM, CHROMIUM_FLAGS
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 KAFKA_LIBS = REPO_ROOT / ".cache" / "kafka" / "libs"
@@ -114,3 +117,55 @@ def running_pipeline(
         stop(api)
         stop(pipeline.worker)
         print(f"--- logs: {logs}")
+
+
+@dataclass
+class Observed:
+    """A running pipeline and the real Prometheus that scrapes its API and worker."""
+
+    pipeline: Pipeline
+    prometheus: str  # its URL; the API's TAILOR_PROMETHEUS_URL points here too
+
+
+@pytest.fixture(scope="session")
+def observed(
+    stack_settings: Settings, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Observed]:
+    """`tailor worker`, `tailor api` and Debian's `prometheus` (started by the project's
+    launcher, `engine.dev.prometheus`) scraping both, for the dashboard and /ops tests. Half
+    the customers are in the control group, so both groups have answers soon."""
+    state = tmp_path_factory.mktemp("observed").resolve()
+    (port,) = free_ports(1)
+    with running_pipeline(
+        stack_settings, state / "logs", "tailor-ops", prometheus_port=port, holdout_share=0.5
+    ) as pipeline:
+        s = pipeline.settings
+        prometheus = LocalPrometheus(s, state, state / "logs")
+        prometheus.start(
+            [target(s.api_host, s.api_port)], [target(s.worker_web_bind, s.worker_web_port)]
+        )
+        try:
+            yield Observed(pipeline, prometheus.url)
+        finally:
+            prometheus.stop()
+
+
+@pytest.fixture(scope="module")
+def chromium_path() -> Path:
+    if not CHROMIUM.exists():
+        pytest.skip(
+            f"Debian's chromium is not installed at {CHROMIUM}: `make setup` installs it as "
+            "root, otherwise run `sudo apt-get install chromium`"
+        )
+    return CHROMIUM
+
+
+@pytest.fixture(scope="module")
+async def browser(chromium_path: Path) -> AsyncIterator[Browser]:
+    """Headless Chromium (tests/browser_kit.py), one per test module."""
+    async with async_playwright() as playwright:
+        chromium = await playwright.chromium.launch(
+            executable_path=chromium_path, args=CHROMIUM_FLAGS
+        )
+        yield chromium
+        await chromium.close()

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -19,37 +18,16 @@ import httpx
 import orjson
 import pytest
 from fastapi import FastAPI
-from playwright.async_api import (
-    Browser,
-    Locator,
-    Page,
-    Request,
-    Route,
-    async_playwright,
-    expect,
-)
+from playwright.async_api import Browser, Locator, Page, Route, expect
 
 from config.catalog import load_catalog
 from config.settings import Settings
 from engine.api import board_page
 from engine.dev.processes import tail
+from tests.browser_kit import WAIT_MS, Screen, watched_page
 from tests.conftest import Pipeline, running_pipeline
 
 CATALOG = load_catalog()
-CHROMIUM = Path("/usr/bin/chromium")
-# Chromium as this machine runs it: no sandbox (root), no GPU, and none of its background
-# traffic to Google (the network is closed). Playwright gives every launch a fresh profile.
-CHROMIUM_FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-WAIT_MS = 90_000  # bounds a failing test only
 LABELS = {
     "trending_here": "Trending here",
     "hot_weather": "Cool down",
@@ -142,52 +120,11 @@ def board_stack(
         yield pipeline
 
 
-@pytest.fixture(scope="module")
-def chromium_path() -> Path:
-    if not CHROMIUM.exists():
-        pytest.skip(
-            f"Debian's chromium is not installed at {CHROMIUM}: `make setup` installs it as "
-            "root, otherwise run `sudo apt-get install chromium`"
-        )
-    return CHROMIUM
-
-
-@pytest.fixture(scope="module")
-async def browser(chromium_path: Path) -> AsyncIterator[Browser]:
-    async with async_playwright() as playwright:
-        chromium = await playwright.chromium.launch(
-            executable_path=chromium_path, args=CHROMIUM_FLAGS
-        )
-        yield chromium
-        await chromium.close()
-
-
-@dataclass
-class Screen:
-    page: Page
-    errors: list[str]
-    elsewhere: list[str]
-
-
 @pytest.fixture
 async def screen(browser: Browser, board_stack: Pipeline) -> AsyncIterator[Screen]:
     """A 1080p page that records script errors and any request not to the API."""
-    context = await browser.new_context(viewport={"width": 1920, "height": 1080})
-    page = await context.new_page()
-    found = Screen(page, [], [])
-
-    def request(req: Request) -> None:
-        if not req.url.startswith((board_stack.api + "/", "data:")):
-            found.elsewhere.append(req.url)
-
-    page.on("pageerror", lambda exc: found.errors.append(str(exc)))
-    page.on("request", request)
-    try:
+    async with watched_page(browser, board_stack.api) as found:
         yield found
-    finally:
-        await context.close()
-    assert not found.errors, f"script errors on the page: {found.errors}"
-    assert not found.elsewhere, f"the page reached beyond the API: {found.elsewhere}"
 
 
 async def post_context(api: str, store_id: str, situation: dict[str, Any]) -> None:

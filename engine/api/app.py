@@ -32,6 +32,7 @@ from engine.api import board_page, docs, errors
 from engine.api.auth import writer_check
 from engine.api.gatekeeper import Gatekeeper
 from engine.api.health import PROBE_TIMEOUT_S, CachedProbe
+from engine.api.ops_page import install as install_ops
 from engine.api.producer import KafkaUnavailable, Producer, Record
 from engine.api.served import ServedLog
 from engine.wire import metrics
@@ -362,4 +363,5 @@ def create_app(settings: Settings) -> FastAPI:
 
     api.state.catalog = catalog  # the board page reads it
     api.include_router(board_page.router)
+    install_ops(api, settings.prometheus)
     return api

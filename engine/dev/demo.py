@@ -1,8 +1,9 @@
 """`tailor demo`: the whole loop on one machine, stopped cleanly on Ctrl-C or SIGTERM.
 
 Starts the local stack (unless TAILOR_KAFKA_BOOTSTRAP / TAILOR_REDIS_URL point elsewhere),
-a worker and the API as child processes, then the simulator in this process, and prints a
-live line read from the worker's own /metrics.
+a worker and the API as child processes, a Prometheus scraping both (unless
+TAILOR_PROMETHEUS_URL points elsewhere) for the API's operations page, then the simulator in
+this process, and prints a live line read from the worker's own /metrics.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import httpx
 
 from config.settings import Settings
 from engine.dev.processes import start_role, stop, wait_http
+from engine.dev.prometheus import LocalPrometheus, target
 from engine.dev.stack import Stack
 from engine.sim.simulate import simulate
 from engine.wire import metrics
@@ -59,6 +61,8 @@ def _banner(settings: Settings, keys_note: str) -> str:
     store board       {api}/v1/stores/s-1/board
     customer offers   {api}/v1/customers/sim7-c0001/offers?store_id=s-1
     catalog           {api}/v1/offers
+    operations        {api}/ops
+    Prometheus        {settings.prometheus}
     API metrics       {api}/metrics
     worker metrics    http://127.0.0.1:{settings.worker_web_port}/metrics
     logs              {settings.state_dir / "logs"}
@@ -68,6 +72,7 @@ def _banner(settings: Settings, keys_note: str) -> str:
 
 def run(settings: Settings, rate: float = 20.0, duration: float | None = None) -> int:
     stack = Stack(settings)
+    prometheus = LocalPrometheus(settings, stack.state_dir, stack.logs_dir)
     was_running = any(s.state == "running" for s in stack.status())
     logs = settings.state_dir / "logs"
     children: list[subprocess.Popen[bytes]] = []
@@ -91,6 +96,13 @@ def run(settings: Settings, rate: float = 20.0, duration: float | None = None) -
         wait_http(f"http://127.0.0.1:{settings.api_port}/healthz", api, logs / "api.log")
         metrics_url = f"http://127.0.0.1:{settings.worker_web_port}/metrics"
         wait_http(f"http://127.0.0.1:{settings.worker_web_port}/ready", worker, logs / "worker.log")
+        if settings.embedded_prometheus:
+            prometheus.start(
+                [target(settings.api_host, settings.api_port)],
+                [target(settings.worker_web_bind, settings.worker_web_port)],
+            )
+        else:
+            print(f"Prometheus: using {settings.prometheus} (it scrapes the API and worker itself)")
         keys_note = (
             "API keys: on (TAILOR_API_KEYS)."
             if settings.api_keys
@@ -136,6 +148,7 @@ def run(settings: Settings, rate: float = 20.0, duration: float | None = None) -
         print("Stopping ...", flush=True)
         for child in reversed(children):
             stop(child)
+        prometheus.stop()
         if not was_running:
             stack.down()
         else:

@@ -22,6 +22,7 @@ BOARD_KEY = "tailor:board:"
 STORE_KEY = "tailor:store:"
 POPULAR_KEY = "tailor:popular"
 CROWD_KEY = "tailor:crowd:"  # + app id: the crowd model's snapshot, and ":version" beside
+REDIS_OPS = ("read", "write", "delete")  # the `op` label of tailor_redis_errors_total
 
 
 def offers_key(customer_id: str) -> str:
@@ -39,6 +40,8 @@ class Serving:
         self.client = client
         self.offers_ttl_s = offers_ttl_s
         self.board_ttl_s = board_ttl_s
+        for op in REDIS_OPS:  # a series from the start: no errors yet reads as 0, not no data
+            metrics.REDIS_ERRORS.labels(op)
 
     @classmethod
     def from_url(
