@@ -15,6 +15,11 @@ from typing import Annotated, Literal
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from config.api_keys import ApiKey, parse_keys
+
+SECRET_SETTINGS = {"api_keys", "token_secret"}  # never echoed in an error
+MIN_TOKEN_SECRET = 32  # characters: HS256 wants a key of at least its 256 bits
+
 
 class SettingsError(RuntimeError):
     """A `TAILOR_*` variable holds a value Tailor cannot use."""
@@ -24,7 +29,9 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="TAILOR_", frozen=True, extra="ignore")
 
     env: Literal["development", "production"] = Field(
-        "development", description="production: the API refuses to start without API keys"
+        "development",
+        description="production: the API refuses to start without API keys, and customer "
+        "offers and boards need a key or a customer token",
     )
     app_id: str = Field("tailor", description="Faust app id: consumer group and table prefix")
 
@@ -62,8 +69,15 @@ class Settings(BaseSettings):
         description="IP address the worker's /metrics and /ready listen on; 0.0.0.0: every "
         "interface (the container image sets it, so it can be scraped and probed)",
     )
-    api_keys: Annotated[tuple[SecretStr, ...], NoDecode] = Field(
-        (), description="comma-separated keys for writes and deletes; none: keys off"
+    api_keys: Annotated[tuple[ApiKey, ...], NoDecode] = Field(
+        (),
+        description="comma-separated bearer keys, each KEY (every scope) or KEY:scope+scope "
+        "(ingest, read, admin, store-device:<store_id>); none: keys off",
+    )
+    token_secret: SecretStr | None = Field(
+        None,
+        description="secret signing customer tokens (`tailor token customer`), at least "
+        f"{MIN_TOKEN_SECRET} characters; none: customer reads in production need a key",
     )
     cors_origins: Annotated[tuple[str, ...], NoDecode] = Field(
         (), description="comma-separated origins web pages may call the API from; * for any"
@@ -141,7 +155,22 @@ class Settings(BaseSettings):
     board_ttl_s: int = Field(86400, ge=1)
     seed: int = 42
 
-    @field_validator("api_keys", "cors_origins", mode="before")
+    @field_validator("api_keys", mode="before")
+    @classmethod
+    def _api_keys(cls, value: object) -> tuple[ApiKey, ...]:
+        return parse_keys(value)
+
+    @field_validator("token_secret")
+    @classmethod
+    def _long_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < MIN_TOKEN_SECRET:
+            raise ValueError(
+                f"at least {MIN_TOKEN_SECRET} characters (try: python -c 'import secrets; "
+                "print(secrets.token_urlsafe(32))')"
+            )
+        return value
+
+    @field_validator("cors_origins", mode="before")
     @classmethod
     def _comma_separated(cls, value: object) -> object:
         if isinstance(value, str):
@@ -176,9 +205,9 @@ class Settings(BaseSettings):
         for name in type(self).model_fields:
             value = getattr(self, name)
             if isinstance(value, tuple):
-                value = ",".join(
-                    v.get_secret_value() if isinstance(v, SecretStr) else str(v) for v in value
-                )
+                value = ",".join(v.entry() if isinstance(v, ApiKey) else str(v) for v in value)
+            elif isinstance(value, SecretStr):
+                value = value.get_secret_value()
             if value is not None:
                 env[f"TAILOR_{name.upper()}"] = str(value)
         return env
@@ -216,7 +245,7 @@ def get_settings() -> Settings:
     except ValidationError as exc:
         lines = [
             f"  TAILOR_{'_'.join(str(p) for p in err['loc']).upper() or '?'}: {err['msg']}"
-            f" (got {err.get('input')!r})"
+            + ("" if set(err["loc"][:1]) & SECRET_SETTINGS else f" (got {err.get('input')!r})")
             for err in exc.errors()
         ]
         raise SettingsError("invalid configuration:\n" + "\n".join(lines)) from None

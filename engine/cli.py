@@ -28,6 +28,7 @@ examples:
   tailor replay coupon --data ../shared/data   the engine vs baselines on a dataset
   tailor decisions export --out served.jsonl   what was served and answered, for
   tailor replay decisions --data served.jsonl  ... each policy's value off-policy
+  tailor token customer c-1 --ttl 3600         a token reading c-1's offers for an hour
 """
 
 
@@ -83,6 +84,24 @@ def _export(args: argparse.Namespace) -> int:
 
     settings = get_settings()
     return main(settings.kafka, load_catalog(settings.catalog), args.out)
+
+
+def _token(args: argparse.Namespace) -> int:
+    from engine.api.tokens import MAX_TTL_S, mint
+    from engine.wire.events import ID_RULE, id_problem
+
+    secret = get_settings().token_secret
+    if secret is None:
+        raise SettingsError(
+            "TAILOR_TOKEN_SECRET is not set: the API verifies customer tokens with it, so "
+            "set the same secret (32 or more characters) here and on the API"
+        )
+    if problem := id_problem(args.customer_id):
+        raise SettingsError(f"customer id {problem}; {ID_RULE}")
+    if not 1 <= args.ttl <= MAX_TTL_S:
+        raise SettingsError(f"--ttl: 1 to {MAX_TTL_S} seconds (got {args.ttl})")
+    print(mint(secret.get_secret_value(), args.customer_id, args.ttl))
+    return 0
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -152,6 +171,16 @@ def parser() -> argparse.ArgumentParser:
     )
     export.add_argument("--out", type=Path, required=True, help="the JSON-lines file to write")
     export.set_defaults(func=_export)
+
+    token = sub.add_parser("token", help="mint a signed token (TAILOR_TOKEN_SECRET)")
+    token_sub = token.add_subparsers(dest="kind", required=True, metavar="KIND")
+    customer = token_sub.add_parser(
+        "customer",
+        help="a token that reads one customer's offers, for a website to hand its browser",
+    )
+    customer.add_argument("customer_id", help="the customer the token reads for")
+    customer.add_argument("--ttl", type=int, default=3600, help="seconds it lives (default 3600)")
+    customer.set_defaults(func=_token)
 
     demo = sub.add_parser("demo", help="stack + worker + API + simulator, Ctrl-C stops all")
     demo.add_argument("--rate", type=float, default=20.0, help="simulated visits per second")

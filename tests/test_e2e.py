@@ -97,30 +97,42 @@ async def post_events(http: httpx.AsyncClient, events: list[dict[str, Any]]) -> 
 
 
 async def customer_decision(
-    http: httpx.AsyncClient, customer_id: str, after_event: str, **params: Any
+    http: httpx.AsyncClient,
+    redis: aioredis.Redis,
+    customer_id: str,
+    after_event: str,
+    **params: Any,
 ) -> dict[str, Any]:
-    """The customer's offers over HTTP, once the worker has decided after `after_event`."""
+    """The customer's offers over HTTP, once the worker has decided after `after_event`,
+    with that decision's `answers`. The public response carries no history (no last event,
+    no answer count), so both come from the worker's decision in Redis."""
 
     async def probe() -> dict[str, Any] | None:
+        raw = await redis.get(f"tailor:offers:{customer_id}")
+        stored = orjson.loads(raw) if raw else {}
+        if stored.get("event_id") != after_event:
+            return None
         r = await http.get(f"/v1/customers/{customer_id}/offers", params=params)
         assert r.status_code == 200, r.text
         body: dict[str, Any] = r.json()
-        return body if body["source"] == "customer" and body["event_id"] == after_event else None
+        assert "answers" not in body and "event_id" not in body, body
+        if body["source"] != "customer" or body["decision_id"] != stored["decision_id"]:
+            return None
+        return {**body, "answers": stored["answers"]}
 
     return await eventually(probe, f"{customer_id}'s decision after {after_event}")
 
 
 async def test_a_fresh_customer_who_keeps_buying_their_last_offer_sees_it_in_their_top_3(
     http: httpx.AsyncClient,
+    redis: aioredis.Redis,
 ) -> None:
     cid = "c-" + uuid.uuid4().hex[:10]
     where = {"store_id": "s-1", "channel": "web"}
     first = event(cid, "coffee", "impression", **where)
     await post_events(http, [first])
-    ranking = [
-        o["offer_id"]
-        for o in (await customer_decision(http, cid, first["event_id"], k=24, **where))["offers"]
-    ]
+    decision = await customer_decision(http, redis, cid, first["event_id"], k=24, **where)
+    ranking = [o["offer_id"] for o in decision["offers"]]
     last = ranking[-1]
     assert last not in ranking[:3]
 
@@ -130,7 +142,7 @@ async def test_a_fresh_customer_who_keeps_buying_their_last_offer_sees_it_in_the
         answer = event(cid, last, "purchase", decision_id=decision_id, value=1.0, **where)
         sent = time.monotonic()
         await post_events(http, [answer])
-        top3 = await customer_decision(http, cid, answer["event_id"], k=3, **where)
+        top3 = await customer_decision(http, redis, cid, answer["event_id"], k=3, **where)
         seen = time.monotonic() - sent
         if last in [o["offer_id"] for o in top3["offers"]]:
             print(
@@ -143,6 +155,7 @@ async def test_a_fresh_customer_who_keeps_buying_their_last_offer_sees_it_in_the
 
 async def test_a_till_feed_of_the_last_offer_brings_it_into_the_top_3_within_5_purchases(
     http: httpx.AsyncClient,
+    redis: aioredis.Redis,
 ) -> None:
     """A till reports an impression and a purchase per sale, no decision id, all in one
     go (one batch: the worker decides once, after all of them): a purchase is a choice
@@ -156,17 +169,15 @@ async def test_a_till_feed_of_the_last_offer_brings_it_into_the_top_3_within_5_p
     cid = "c-" + uuid.uuid4().hex[:10]
     first = event(cid, "coffee", "impression", **where)
     await post_events(http, [first])
-    ranking = [
-        o["offer_id"]
-        for o in (await customer_decision(http, cid, first["event_id"], k=24, **where))["offers"]
-    ]
+    decision = await customer_decision(http, redis, cid, first["event_id"], k=24, **where)
+    ranking = [o["offer_id"] for o in decision["offers"]]
     last = [o for o in ranking if o in all_day][-1]  # on sale whenever this runs
     assert last not in ranking[:3]
     sales = [
         event(cid, last, kind, **where) for _ in range(5) for kind in ("impression", "purchase")
     ]
     await post_events(http, sales)
-    after = await customer_decision(http, cid, sales[-1]["event_id"], k=3, **where)
+    after = await customer_decision(http, redis, cid, sales[-1]["event_id"], k=3, **where)
     assert after["answers"] == 5
     assert last in [o["offer_id"] for o in after["offers"]], (last, after["offers"])
 
@@ -177,7 +188,7 @@ async def test_the_decision_in_redis_carries_id_scores_reasons_and_propensities(
     cid = "c-" + uuid.uuid4().hex[:10]
     first = event(cid, "fries", "click", store_id="s-2", channel="app")
     await post_events(http, [first])
-    await customer_decision(http, cid, first["event_id"], store_id="s-2")
+    await customer_decision(http, redis, cid, first["event_id"], store_id="s-2")
     raw = await redis.get(f"tailor:offers:{cid}")
     assert raw is not None
     decision = orjson.loads(raw)
@@ -374,7 +385,7 @@ async def test_catalog_health_and_metrics_endpoints(http: httpx.AsyncClient) -> 
 
 
 async def test_a_customers_model_survives_a_worker_restart(
-    pipeline: Pipeline, http: httpx.AsyncClient
+    pipeline: Pipeline, http: httpx.AsyncClient, redis: aioredis.Redis
 ) -> None:
     """The model lives in a changelog-backed Faust table: a new worker process recovers it."""
     cid = "c-" + uuid.uuid4().hex[:10]
@@ -382,14 +393,14 @@ async def test_a_customers_model_survives_a_worker_restart(
     for _ in range(3):
         answer = event(cid, "latte", "purchase", **where)
         await post_events(http, [answer])
-        before = await customer_decision(http, cid, answer["event_id"], **where)
+        before = await customer_decision(http, redis, cid, answer["event_id"], **where)
     assert before["answers"] == 3
 
     pipeline.restart_worker()
 
     answer = event(cid, "latte", "purchase", **where)
     await post_events(http, [answer])
-    after = await customer_decision(http, cid, answer["event_id"], **where)
+    after = await customer_decision(http, redis, cid, answer["event_id"], **where)
     assert after["answers"] == 4, "the restarted worker learned on top of the recovered model"
 
 
@@ -440,7 +451,7 @@ async def worker_counter(pipeline: Pipeline, name: str, **labels: str) -> float:
 
 
 async def test_an_impression_nobody_answers_becomes_a_no_even_if_the_customer_never_returns(
-    pipeline: Pipeline, http: httpx.AsyncClient
+    pipeline: Pipeline, http: httpx.AsyncClient, redis: aioredis.Redis
 ) -> None:
     before = await worker_counter(pipeline, "tailor_answers_total", answer="no", source="window")
     cid = "c-" + uuid.uuid4().hex[:10]
@@ -448,7 +459,7 @@ async def test_an_impression_nobody_answers_becomes_a_no_even_if_the_customer_ne
         event(cid, o, "impression", store_id="s-3", channel="kiosk") for o in ("cola", "fries")
     ]
     await post_events(http, shown)
-    await customer_decision(http, cid, shown[-1]["event_id"], store_id="s-3")
+    await customer_decision(http, redis, cid, shown[-1]["event_id"], store_id="s-3")
 
     async def learned_nos() -> float | None:
         now = await worker_counter(pipeline, "tailor_answers_total", answer="no", source="window")
@@ -481,7 +492,7 @@ async def test_forget_me_leaves_nothing_behind(
         event(cid, "sundae", "impression", **where),  # an open question
     ]
     await post_events(http, sent)
-    before = await customer_decision(http, cid, sent[-1]["event_id"], **where)
+    before = await customer_decision(http, redis, cid, sent[-1]["event_id"], **where)
     assert before["answers"] == 1
 
     r = await http.delete(f"/v1/customers/{cid}")
@@ -500,7 +511,7 @@ async def test_forget_me_leaves_nothing_behind(
 
     again = event(cid, "cola", "purchase", **where)
     await post_events(http, [again])
-    after = await customer_decision(http, cid, again["event_id"], **where)
+    after = await customer_decision(http, redis, cid, again["event_id"], **where)
     assert after["answers"] == 1, "a forgotten customer starts again from nothing"
 
 
@@ -543,21 +554,24 @@ async def test_a_login_merges_what_the_anonymous_session_taught_into_the_custome
     where = {"store_id": "s-1", "channel": "web"}
     first = event(session, "coffee", "impression", **where)
     await post_events(http, [first])
-    ranking = await customer_decision(http, session, first["event_id"], k=24, **where)
+    ranking = await customer_decision(http, redis, session, first["event_id"], k=24, **where)
     favourite = ranking["offers"][-1]["offer_id"]
     for _ in range(4):
         bought = event(session, favourite, "purchase", **where)
         await post_events(http, [bought])
-    taught = await customer_decision(http, session, bought["event_id"], **where)
+    taught = await customer_decision(http, redis, session, bought["event_id"], **where)
     assert taught["answers"] == 4
 
     login = event(cid, "coffee", "impression", session_id=session, **where)
     await post_events(http, [login])
 
     async def merged() -> dict[str, Any] | None:
+        raw = await redis.get(f"tailor:offers:{cid}")
+        if not raw or orjson.loads(raw)["answers"] != 4:
+            return None
         r = await http.get(f"/v1/customers/{cid}/offers", params={"k": 3, **where})
         body: dict[str, Any] = r.json()
-        return body if body["source"] == "customer" and body["answers"] == 4 else None
+        return body if body["source"] == "customer" else None
 
     decision = await eventually(merged, f"{session} to be merged into {cid}")
     assert favourite in [o["offer_id"] for o in decision["offers"]]
@@ -566,7 +580,7 @@ async def test_a_login_merges_what_the_anonymous_session_taught_into_the_custome
 
 
 async def test_a_malformed_command_is_dead_lettered_and_the_worker_goes_on(
-    pipeline: Pipeline, http: httpx.AsyncClient
+    pipeline: Pipeline, http: httpx.AsyncClient, redis: aioredis.Redis
 ) -> None:
     token = uuid.uuid4().hex
     bad = {
@@ -603,11 +617,11 @@ async def test_a_malformed_command_is_dead_lettered_and_the_worker_goes_on(
     assert found == dict.fromkeys(bad, "bad_command")
     after = event("c-after-" + token, "cola", "purchase", store_id="s-1")
     await post_events(http, [after])
-    await customer_decision(http, after["customer_id"], after["event_id"], store_id="s-1")
+    await customer_decision(http, redis, after["customer_id"], after["event_id"], store_id="s-1")
 
 
 async def test_served_decisions_and_their_answers_are_logged_for_off_policy_evaluation(
-    http: httpx.AsyncClient, pipeline: Pipeline, tmp_path: Path
+    http: httpx.AsyncClient, pipeline: Pipeline, tmp_path: Path, redis: aioredis.Redis
 ) -> None:
     """What the API serves goes to tailor.decisions (slots, propensities, policy); a
     purchase carrying its decision_id joins it; the export replays off-policy."""
@@ -617,7 +631,7 @@ async def test_served_decisions_and_their_answers_are_logged_for_off_policy_eval
     cid = "c-" + uuid.uuid4().hex[:10]
     first = event(cid, "fries", "click", store_id="s-1", channel="web")
     await post_events(http, [first])
-    body = await customer_decision(http, cid, first["event_id"], store_id="s-1", k=3)
+    body = await customer_decision(http, redis, cid, first["event_id"], store_id="s-1", k=3)
     served_id, bought = body["decision_id"], body["offers"][1]["offer_id"]
     sale = event(cid, bought, "purchase", store_id="s-1", channel="web", decision_id=served_id)
     await post_events(http, [sale])

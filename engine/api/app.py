@@ -28,8 +28,8 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 
 from config.catalog import load_catalog
 from config.settings import Settings
-from engine.api import board_page, docs, errors
-from engine.api.auth import writer_check
+from engine.api import board_page, docs, errors, public
+from engine.api.auth import ADMIN, INGEST, Access, Caller
 from engine.api.gatekeeper import Gatekeeper
 from engine.api.health import PROBE_TIMEOUT_S, CachedProbe
 from engine.api.ops_page import install as install_ops
@@ -131,8 +131,8 @@ def redis_client(url: str) -> aioredis.Redis:
 
 
 def create_app(settings: Settings) -> FastAPI:
-    may_write = writer_check(settings)
     catalog = load_catalog(settings.catalog)
+    access = Access(settings, catalog)
     serving = Serving(redis_client(settings.redis), settings.offers_ttl_s, settings.board_ttl_s)
     producer = Producer(settings)
     served = ServedLog(producer)
@@ -196,7 +196,11 @@ def create_app(settings: Settings) -> FastAPI:
     async def list_offers() -> dict[str, Any]:
         return {"offers": [o.as_json() for o in catalog.offers.values()]}
 
-    @api.get("/v1/stores/{store_id}/board", tags=["signage"])
+    @api.get(
+        "/v1/stores/{store_id}/board",
+        tags=["signage"],
+        dependencies=[Depends(access.board_reader())],
+    )
     async def store_board(store_id: Annotated[str, Depends(store_path)]) -> Response:
         known_store(store_id)
         board = await serving.board(store_id)
@@ -205,14 +209,20 @@ def create_app(settings: Settings) -> FastAPI:
         served.note(board, "board", len(board.get("offers", [])), store_id)
         return _json(board)
 
-    @api.get("/v1/customers/{customer_id}/offers", tags=["personalization"])
+    @api.get(
+        "/v1/customers/{customer_id}/offers",
+        tags=["personalization"],
+        dependencies=[Depends(access.customer_reader())],
+        responses={200: {"model": public.CustomerOffers}},
+    )
     async def customer_offers(
         customer_id: Annotated[str, Depends(customer_path)],
         store_id: str | None = None,
         channel: str | None = None,
         k: Annotated[int, Query(ge=1, le=50)] = settings.offers_per_decision,
     ) -> Response:
-        """The customer's own decision, else the store's board, else the global favourites."""
+        """The customer's own decision, else the store's board, else the global favourites;
+        without the customer's history (no last visit's time, store or answer count)."""
         if store_id is not None:
             known_store(path_id("store_id", store_id))
         decision = await serving.customer_offers(customer_id)
@@ -231,24 +241,15 @@ def create_app(settings: Settings) -> FastAPI:
                     for o, s in ranked[:k]
                 ],
             }
-        offers = decision.get("offers", [])[:k]
         kind = {"customer": "customer", "store": "board"}.get(source, "global")
         served.note(decision, kind, k, customer_id if kind == "customer" else str(store_id))
-        return _json(
-            {
-                **decision,
-                "customer_id": customer_id,
-                "source": source,
-                "channel": channel or decision.get("channel"),
-                "offers": offers,
-            }
-        )
+        return _json(public.customer_offers(decision, customer_id, source, store_id, channel, k))
 
     @api.post(
         "/v1/events",
         status_code=202,
         tags=["events"],
-        dependencies=[Depends(may_write)],
+        dependencies=[Depends(access.needs(INGEST))],
         openapi_extra={
             "requestBody": {
                 "required": True,
@@ -296,13 +297,17 @@ def create_app(settings: Settings) -> FastAPI:
         "/v1/stores/{store_id}/context",
         status_code=202,
         tags=["signage"],
-        dependencies=[Depends(may_write)],
     )
     async def post_context(
-        store_id: Annotated[str, Depends(store_path)], body: ContextUpdate
+        *,
+        caller: Caller = Depends(access.store_device()),  # noqa: B008 - first: auth, then ids
+        store_id: Annotated[str, Depends(store_path)],
+        body: ContextUpdate,
     ) -> dict[str, Any]:
         """A store's situation now, or at `ts` when a sensor says when it read it (within
-        the window events' `ts` must lie in)."""
+        the window events' `ts` must lie in); a `stock_out` list needs the admin scope."""
+        if body.stock_out is not None:
+            access.insist(caller, "stock_out in a store's context", ADMIN)
         known_store(store_id)
         arrival_s = time.time()
         update = StoreContext(
@@ -329,7 +334,7 @@ def create_app(settings: Settings) -> FastAPI:
         "/v1/customers/{customer_id}",
         status_code=202,
         tags=["operations"],
-        dependencies=[Depends(may_write)],
+        dependencies=[Depends(access.needs(ADMIN))],
     )
     async def forget_customer(
         customer_id: Annotated[str, Depends(customer_path)],

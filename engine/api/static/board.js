@@ -11,6 +11,11 @@
   const hotAt = Number(cfg.hotAt);
   const coldAt = Number(cfg.coldAt);
   const field = (name) => board.querySelector(`[data-field="${name}"]`);
+  // A screen's key (scope store-device:<store>) comes in the URL's fragment, /board/s-1#key=...:
+  // a fragment is never sent to a server, so the key stays out of requests' URLs and logs.
+  const deviceKey = new URLSearchParams(location.hash.slice(1)).get("key");
+  const headers = { Accept: "application/json" };
+  if (deviceKey) headers.Authorization = `Bearer ${deviceKey}`;
 
   const REASONS = {
     trending_here: "Trending here",
@@ -195,7 +200,7 @@
     try {
       const response = await fetch(cfg.boardUrl, {
         cache: "no-store",
-        headers: { Accept: "application/json" },
+        headers,
         signal: abort.signal,
       });
       if (response.ok) {
@@ -204,6 +209,8 @@
         field("updated").textContent = `Updated ${new Date().toLocaleTimeString()}`;
       } else if (response.status === 404) {
         setStatus("waiting", "this store is not on the menu system");
+      } else if (response.status === 401 || response.status === 403) {
+        setStatus("waiting", "this screen needs its key: /board/<store>#key=...");
       } else {
         setStatus("waiting", "waiting for the kitchen\u2026");
       }
