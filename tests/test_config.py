@@ -83,3 +83,19 @@ def test_the_worker_web_bind_address_is_a_checked_setting(monkeypatch: pytest.Mo
     monkeypatch.setenv("TAILOR_WORKER_WEB_BIND", "0.0.0.0:6066")
     error = settings_error()
     assert "TAILOR_WORKER_WEB_BIND" in error and "IP address" in error
+
+
+def test_prometheus_is_the_demos_on_its_port_unless_a_url_names_another(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    s = Settings()
+    assert s.embedded_prometheus and s.prometheus == "http://127.0.0.1:9090"
+    monkeypatch.setenv("TAILOR_PROMETHEUS_PORT", "9191")
+    assert Settings().prometheus == "http://127.0.0.1:9191"
+    assert Settings().as_env()["TAILOR_PROMETHEUS_PORT"] == "9191"  # the API finds it
+    monkeypatch.setenv("TAILOR_PROMETHEUS_URL", "https://prometheus.internal:9090/")
+    s = Settings()
+    assert not s.embedded_prometheus and s.prometheus == "https://prometheus.internal:9090"
+    monkeypatch.setenv("TAILOR_PROMETHEUS_URL", "prometheus:9090")
+    error = settings_error()
+    assert "TAILOR_PROMETHEUS_URL" in error and "http:// or https:// URL" in error

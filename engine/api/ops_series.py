@@ -38,8 +38,11 @@ CHARTS = {
     "freshness_p99_s": Chart(
         "histogram_quantile(0.99, sum by (le) (rate(tailor_decision_freshness_seconds_bucket[1m])))"
     ),
-    # Zero while none arrive: the series of a reason appears with its first dead letter.
-    "dead_letters_per_min": Chart("sum(increase(tailor_dead_letters_total[1m])) or vector(0)"),
+    # Zero while none arrive (a reason's series appears with its first dead letter), but
+    # only where Tailor was scraped at all: a gauge every process always exposes.
+    "dead_letters_per_min": Chart(
+        "sum(increase(tailor_dead_letters_total[1m])) or 0 * sum(tailor_customers_with_model)"
+    ),
     # Yes-answers per question asked, engine against control: the live lift.
     "yes_rate": Chart(
         'sum by (group) (rate(tailor_answers_total{answer="yes"}[5m]))'

@@ -112,7 +112,10 @@
 
     const current = series.map((s) => latest(s.points));
     const points = series.reduce((n, s) => n + s.points.filter((p) => isNumber(p[1])).length, 0);
+    const first = current.find(isNumber);
     card.setAttribute("data-points", String(points));
+    card.setAttribute("data-latest", first === undefined ? "" : String(first));
+    card.setAttribute("data-max", values.length ? String(Math.max(...values)) : "");
     card.setAttribute("data-series", String(series.length));
     card.querySelector('[data-field="now"]').textContent = headline(card, series, current, format);
   }
