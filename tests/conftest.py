@@ -127,12 +127,13 @@ class Observed:
     prometheus: str  # its URL; the API's TAILOR_PROMETHEUS_URL points here too
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def observed(
     stack_settings: Settings, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Observed]:
     """`tailor worker`, `tailor api` and Debian's `prometheus` (started by the project's
-    launcher, `engine.dev.prometheus`) scraping both, for the dashboard and /ops tests. Half
+    launcher, `engine.dev.prometheus`) scraping both, for the dashboard and /ops tests; one
+    per module, so no worker outlives its tests consuming every later test's events. Half
     the customers are in the control group, so both groups have answers soon."""
     state = tmp_path_factory.mktemp("observed").resolve()
     (port,) = free_ports(1)
