@@ -18,7 +18,7 @@ from playwright.async_api import Browser, Locator, Page, Route, expect
 
 from config.settings import Settings
 from engine.api.app import create_app
-from engine.api.ops_series import CHARTS
+from engine.api.ops_series import CHARTS, Charts
 from engine.dev.processes import free_ports
 from tests.browser_kit import WAIT_MS, watched_page
 from tests.conftest import Observed
@@ -50,6 +50,7 @@ def test_the_page_holds_the_four_charts_and_polls_the_series_of_its_own_origin(
     assert 'data-series-url="v1/ops/series"' in page
     assert 'data-every-ms="1500"' in page and 'data-minutes="30"' in page
     assert re.findall(r'data-chart="(\w+)"', page) == CHART_NAMES == list(CHARTS)
+    assert list(Charts.model_fields) == CHART_NAMES
 
 
 def test_the_page_and_its_assets_load_nothing_from_elsewhere(client: TestClient) -> None:
@@ -75,6 +76,9 @@ def test_series_are_a_json_503_while_prometheus_cannot_be_reached(client: TestCl
     assert r.json()["error"].startswith("prometheus unavailable at http://127.0.0.1:")
     r = client.get("/v1/ops/series", params={"minutes": 0})
     assert r.status_code == 400 and "minutes" in r.json()["error"]
+    documented = client.get("/openapi.json").json()["paths"]["/v1/ops/series"]["get"]
+    assert documented["responses"]["503"]["headers"]["Retry-After"]["required"]
+    assert "400" in documented["responses"] and "200" in documented["responses"]
 
 
 def chart(page: Page, name: str) -> Locator:

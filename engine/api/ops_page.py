@@ -34,7 +34,14 @@ def _asset(name: str) -> str:
     return (STATIC / name).read_text(encoding="utf-8")
 
 
-@router.get("/ops", response_class=HTMLResponse, summary="Operations page")
+@router.get(
+    "/ops",
+    response_class=HTMLResponse,
+    summary="Operations page",
+    responses={
+        400: {"description": "every or minutes out of range", "content": ops_series.ERROR_BODY}
+    },
+)
 async def ops_page(
     every: Annotated[float, Query(ge=0.5, le=60, description="seconds between polls")] = 2.0,
     minutes: Annotated[int, Query(ge=1, le=360, description="minutes charted")] = 15,

@@ -17,6 +17,7 @@ from typing import Annotated, Any
 
 import httpx
 from fastapi import FastAPI, HTTPException, Query
+from pydantic import BaseModel, Field
 
 from engine.api.errors import RETRY_AFTER_S
 
@@ -49,6 +50,49 @@ CHARTS = {
         " / sum by (group) (rate(tailor_questions_total[5m]))",
         label="group",
     ),
+}
+
+
+class Series(BaseModel):
+    name: str = Field(description="the value of the chart's label (a holdout group), or ''")
+    points: list[tuple[float, float | None]] = Field(
+        description="[unix seconds, value], the value null where there is none (no events)"
+    )
+
+
+class Charts(BaseModel):
+    """One list of series per chart of `CHARTS`, under the same name."""
+
+    events_per_s: list[Series]
+    freshness_p99_s: list[Series]
+    dead_letters_per_min: list[Series]
+    yes_rate: list[Series]
+
+
+class OpsSeries(BaseModel):
+    minutes: int
+    step_s: int
+    end: float = Field(description="unix seconds of the last point asked for")
+    charts: Charts
+
+
+# The error bodies and headers this route answers, for its OpenAPI.
+ERROR_BODY = {
+    "application/json": {
+        "schema": {
+            "type": "object",
+            "properties": {"error": {"type": "string"}},
+            "required": ["error"],
+        }
+    }
+}
+RESPONSES: dict[int | str, dict[str, Any]] = {
+    400: {"description": "minutes out of range", "content": ERROR_BODY},
+    503: {
+        "description": "Prometheus cannot be reached or fails: retry",
+        "content": ERROR_BODY,
+        "headers": {"Retry-After": {"schema": {"type": "string"}, "required": True}},
+    },
 }
 
 
@@ -111,10 +155,10 @@ async def query_range(
 def install(api: FastAPI, prometheus_url: str) -> None:
     """Serve `GET /v1/ops/series` from the Prometheus at `prometheus_url`."""
 
-    @api.get("/v1/ops/series", tags=["operations"])
+    @api.get("/v1/ops/series", tags=["operations"], responses=RESPONSES)
     async def ops_series(
         minutes: Annotated[int, Query(ge=1, le=360, description="how far back")] = 15,
-    ) -> dict[str, Any]:
+    ) -> OpsSeries:
         """The operations page's charts over the last `minutes`, from Prometheus: events
         consumed per second, event-to-decision freshness p99 (seconds), dead letters per
         minute, and the yes-rate (yes-answers per question) of each holdout group. Each
@@ -132,4 +176,4 @@ def install(api: FastAPI, prometheus_url: str) -> None:
             name: series_of(result, chart.label)
             for (name, chart), result in zip(CHARTS.items(), results, strict=True)
         }
-        return {"minutes": minutes, "step_s": step, "end": round(end, 3), "charts": charts}
+        return OpsSeries(minutes=minutes, step_s=step, end=round(end, 3), charts=Charts(**charts))
