@@ -19,7 +19,7 @@ import orjson
 import redis.asyncio as aioredis
 from fastapi import Depends, FastAPI, HTTPException, Path, Query, Request, Response
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import ValidationError
 from redis.asyncio.retry import Retry
@@ -30,8 +30,9 @@ from config.catalog import load_catalog
 from config.settings import Settings
 from engine.api import board_page, docs, errors, public
 from engine.api.auth import ADMIN, INGEST, Access, Caller
+from engine.api.errors import answers
 from engine.api.gatekeeper import Gatekeeper
-from engine.api.health import PROBE_TIMEOUT_S, CachedProbe
+from engine.api.health import PROBE_TIMEOUT_S, CachedProbe, Health
 from engine.api.ops_page import install as install_ops
 from engine.api.producer import KafkaUnavailable, Producer, Record
 from engine.api.served import ServedLog
@@ -175,7 +176,9 @@ def create_app(settings: Settings) -> FastAPI:
         if store_id not in catalog.stores:
             raise HTTPException(404, f"no store {store_id!r}; known: {sorted(catalog.stores)}")
 
-    @api.get("/healthz", tags=["operations"])
+    @api.get(
+        "/healthz", tags=["operations"], responses={200: {"model": Health}, 503: {"model": Health}}
+    )
     async def healthz() -> JSONResponse:
         """200 `{"status": "ok", "redis": true, "kafka": true}` when both answer a real round
         trip within about a second; else 503, "degraded", naming which does not."""
@@ -184,7 +187,7 @@ def create_app(settings: Settings) -> FastAPI:
         body = {"status": "ok" if ok else "degraded", "redis": redis_ok, "kafka": kafka_ok}
         return JSONResponse(body, 200 if ok else 503)
 
-    @api.get("/metrics", tags=["operations"])
+    @api.get("/metrics", tags=["operations"], response_class=PlainTextResponse)
     async def prometheus() -> Response:
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
@@ -200,12 +203,13 @@ def create_app(settings: Settings) -> FastAPI:
         "/v1/stores/{store_id}/board",
         tags=["signage"],
         dependencies=[Depends(access.board_reader())],
+        responses=answers(400, 401, 403, 404, 503),
     )
     async def store_board(store_id: Annotated[str, Depends(store_path)]) -> Response:
         known_store(store_id)
         board = await serving.board(store_id)
         if board is None:
-            raise HTTPException(503, f"no board for {store_id} yet: is a worker running?")
+            raise errors.no_board_yet(store_id)
         served.note(board, "board", len(board.get("offers", [])), store_id)
         return _json(board)
 
@@ -213,7 +217,7 @@ def create_app(settings: Settings) -> FastAPI:
         "/v1/customers/{customer_id}/offers",
         tags=["personalization"],
         dependencies=[Depends(access.customer_reader())],
-        responses={200: {"model": public.CustomerOffers}},
+        responses={200: {"model": public.CustomerOffers}, **answers(400, 401, 403, 404, 503)},
     )
     async def customer_offers(
         customer_id: Annotated[str, Depends(customer_path)],
@@ -250,6 +254,7 @@ def create_app(settings: Settings) -> FastAPI:
         status_code=202,
         tags=["events"],
         dependencies=[Depends(access.needs(INGEST))],
+        responses=answers(400, 401, 403, 413, 503),
         openapi_extra={
             "requestBody": {
                 "required": True,
@@ -297,6 +302,7 @@ def create_app(settings: Settings) -> FastAPI:
         "/v1/stores/{store_id}/context",
         status_code=202,
         tags=["signage"],
+        responses=answers(400, 401, 403, 404, 413, 503),
     )
     async def post_context(
         *,
@@ -335,6 +341,7 @@ def create_app(settings: Settings) -> FastAPI:
         status_code=202,
         tags=["operations"],
         dependencies=[Depends(access.needs(ADMIN))],
+        responses=answers(400, 401, 403, 503),
     )
     async def forget_customer(
         customer_id: Annotated[str, Depends(customer_path)],

@@ -19,6 +19,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 
 from config.catalog import load_catalog
+from engine.api.errors import answers
 from engine.wire.events import ID_RULE, id_problem
 from models.context import COLD_AT_C, HOT_AT_C, PEAK_QUEUE
 from models.offer import Catalog
@@ -65,7 +66,12 @@ def _refused(request: Request, message: str, status: int = 404) -> Response:
     return JSONResponse({"error": message}, status)
 
 
-@router.get("/board/{store_id}", response_class=HTMLResponse, summary="Menu board page")
+@router.get(
+    "/board/{store_id}",
+    response_class=HTMLResponse,
+    summary="Menu board page",
+    responses=answers(400, 404, html=True),
+)
 async def board_page(
     request: Request,
     store_id: str,

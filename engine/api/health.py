@@ -9,6 +9,9 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
+from typing import Literal
+
+from pydantic import BaseModel
 
 PROBE_TIMEOUT_S = 1.0
 CACHE_S = 1.0
@@ -43,3 +46,11 @@ class CachedProbe:
         ):
             running = self._running = asyncio.ensure_future(self._run())
         return await asyncio.shield(running)
+
+
+class Health(BaseModel):
+    """The body of `GET /healthz`, 200 and 503 alike."""
+
+    status: Literal["ok", "degraded"]
+    redis: bool
+    kafka: bool
