@@ -126,6 +126,12 @@ def targets(reports: Mapping[str, Report]) -> list[str]:
         None if share is None else share >= 0.9,
         f"{_fmt(share)}",
     )
+    random_share = fig("simulator", "random", "oracle_share")
+    check(
+        "simulator: random oracle_share <= 0.60 (the world separates policies)",
+        None if random_share is None else random_share <= 0.6,
+        f"{_fmt(random_share)}",
+    )
     engine, popular = (fig("simulator", p, "reward_per_event") for p in ("engine", "popularity"))
     ratio = engine / popular if engine is not None and popular else None
     check(

@@ -24,13 +24,13 @@ class Actor(Protocol):
     def show(self, visit: Visit, ctx: Context, now: float) -> list[str]: ...
 
     def learn(
-        self, visit: Visit, ctx: Context, shown: Sequence[str], bought: str | None, now: float
+        self, visit: Visit, ctx: Context, shown: Sequence[str], bought: Sequence[str], now: float
     ) -> None: ...
 
 
 class EngineActor:
-    """The worker's loop without Kafka: decide_for, impressions, the purchase as a yes (a
-    soft no to the others shown), impressions with no yes as no's when their window ends."""
+    """The worker's loop without Kafka: decide_for, impressions, each purchase as a yes (a
+    no to the others shown), impressions with no yes as no's when their window ends."""
 
     def __init__(self, policy: LearnerPolicy, seed: int, name: str) -> None:
         self.policy = policy
@@ -59,16 +59,16 @@ class EngineActor:
         return shown
 
     def learn(
-        self, visit: Visit, ctx: Context, shown: Sequence[str], bought: str | None, now: float
+        self, visit: Visit, ctx: Context, shown: Sequence[str], bought: Sequence[str], now: float
     ) -> None:
         learner = self.policy.learner
         cid = visit.customer.customer_id
         model = self.policy.customer(cid)
         if self.scoring:
             for offer_id, p in self._p_shown.items():
-                self.answers.add(offer_id == bought, p)
-        if bought is not None:
-            self.policy.learn(cid, learner.catalog.offers[bought], ctx, 1.0, now)
+                self.answers.add(offer_id in bought, p)
+        for offer_id in bought:
+            self.policy.learn(cid, learner.catalog.offers[offer_id], ctx, 1.0, now)
         window = learner.cfg.answer_window_s
         learner.expire(
             model,
@@ -124,15 +124,15 @@ class RankingActor:
         return pick_within_rules([offers[i] for i in order], cap, self.cfg, now, visit.slots)
 
     def learn(
-        self, visit: Visit, ctx: Context, shown: Sequence[str], bought: str | None, now: float
+        self, visit: Visit, ctx: Context, shown: Sequence[str], bought: Sequence[str], now: float
     ) -> None:
         for offer_id in shown:
-            reward = 1.0 if offer_id == bought else 0.0
+            reward = 1.0 if offer_id in bought else 0.0
             self.policy.learn(
                 visit.customer.customer_id, self.catalog.offers[offer_id], ctx, reward, now
             )
-        if bought is not None:
-            self.caps[visit.customer.customer_id].close(bought, True, shown)
+        for offer_id in bought:
+            self.caps[visit.customer.customer_id].close(offer_id, True, shown)
 
 
 class OracleActor:
@@ -151,7 +151,7 @@ class OracleActor:
         return pick_within_rules(offers, cap, self.cfg, now, visit.slots)
 
     def learn(
-        self, visit: Visit, ctx: Context, shown: Sequence[str], bought: str | None, now: float
+        self, visit: Visit, ctx: Context, shown: Sequence[str], bought: Sequence[str], now: float
     ) -> None:
-        if bought is not None:
-            self.caps[visit.customer.customer_id].close(bought, True, shown)
+        for offer_id in bought:
+            self.caps[visit.customer.customer_id].close(offer_id, True, shown)

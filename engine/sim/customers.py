@@ -27,8 +27,15 @@ P_MIN, P_MAX = 0.02, 0.9
 """Bounds of `p_yes`: nobody is certain, and even a disliked offer sometimes sells."""
 
 # The logit terms of p_yes (see its docstring).
-BASE_LOGIT = -2.9
-FAVOURITE_BOOST = 3.5
+BASE_LOGIT = -4.75
+FAVOURITE_BOOST = 5.5
+# Tastes are partly shared: a customer's are their segment's plus their own. A segment
+# loves SEGMENT_LOVED categories by SEGMENT_LOVE (and one tag by half of it), so what its
+# members buy goes together; PERSONAL_TASTE_SD spreads each customer around it.
+SEGMENTS = 8
+SEGMENT_LOVE = 2.0
+SEGMENT_LOVED = 2
+PERSONAL_TASTE_SD = 0.7
 OFF_DAYPART_PENALTY = 2.5
 HOT_DISLIKE = 0.5  # share of a craving that turns against the opposite items
 RUSH_QUICK_BOOST = 0.4
@@ -63,6 +70,7 @@ class SimCustomer:
     budget: float  # the price that feels normal to them
     price_sensitivity: float  # how much dearer than the budget hurts
     favourites: frozenset[str]  # loyal favourite offer ids: a yes most of the time
+    segment: int = 0  # the taste segment their tastes are drawn around (shared tastes)
 
     def __hash__(self) -> int:  # the taste mappings are not hashable; the id is unique
         return hash(self.customer_id)
@@ -72,9 +80,9 @@ def p_yes(customer: SimCustomer, offer: Offer, ctx: Context) -> float:
     """The true probability that `customer` says yes to `offer` in `ctx` (the oracle).
 
     A logistic model, clipped to [P_MIN, P_MAX]; the logit is the sum of:
-      - BASE_LOGIT (about 8 % for an offer nobody feels anything about);
+      - BASE_LOGIT (under 1 % for an offer nobody feels anything about: P_MIN);
       - the customer's taste for the offer's category, plus their taste for each of its
-        TASTE_TAGS (sweet, healthy, treat);
+        TASTE_TAGS (sweet, healthy, treat): their segment's, plus their own;
       - weather: `heat_of(temperature)` * heat_craving for `cold`-tagged items (and half of
         that against `hot`-tagged ones); `chill_of(temperature)` * chill_craving for
         `hot`-tagged items (and half of that against `cold`-tagged ones); WET_COMFORT for
@@ -102,6 +110,7 @@ def p_yes(customer: SimCustomer, offer: Offer, ctx: Context) -> float:
         logit -= OFF_DAYPART_PENALTY
     if offer.offer_id in customer.favourites:
         logit += FAVOURITE_BOOST
+
     logit -= customer.price_sensitivity * math.log(offer.price / customer.budget)
     if ctx.channel == "drive_thru" and ctx.peak:
         if offer.quick:
@@ -117,26 +126,27 @@ def choose(
     ctx: Context,
     rng: random.Random,
     catalog: Catalog,
-) -> str | None:
-    """Which shown offer the customer buys, if any (at most one per visit).
+    appetite: int = 1,
+) -> tuple[str, ...]:
+    """What the customer buys of the shown offers: at most `appetite` of them.
 
     Each shown offer gets an independent yes with probability `p_yes`; of the yeses the
-    customer buys the one they want most. One draw per shown id, in order, so the answer
-    depends only on the rng state and what was shown. Unknown ids are never bought.
+    customer buys the `appetite` they want most (ties: first shown). One draw per shown id,
+    in order, so the answer depends only on the rng state and what was shown, and a lone
+    shown offer sells with probability exactly `p_yes`. Unknown ids are never bought.
     """
-    best: str | None = None
-    best_p = 0.0
+    yeses: list[tuple[float, int, str]] = []
     seen: set[str] = set()
-    for offer_id in shown_offer_ids:
+    for i, offer_id in enumerate(shown_offer_ids):
         u = rng.random()
         offer = catalog.offers.get(offer_id)
         if offer is None or offer_id in seen:
             continue
         seen.add(offer_id)
         p = p_yes(customer, offer, ctx)
-        if u < p and p > best_p:
-            best, best_p = offer_id, p
-    return best
+        if u < p:
+            yeses.append((-p, i, offer_id))
+    return tuple(offer_id for _, _, offer_id in sorted(yeses)[: max(0, appetite)])
 
 
 def population(catalog: Catalog, seed: int, n: int) -> tuple[SimCustomer, ...]:
@@ -149,14 +159,28 @@ def population(catalog: Catalog, seed: int, n: int) -> tuple[SimCustomer, ...]:
     stores = list(catalog.stores.values())
     store_weights = [max(1, s.lanes) for s in stores]
     width = max(4, len(str(n - 1)))
+    # What a segment's members share: a taste for some categories and tags, against others.
+    segments = []
+    for _ in range(SEGMENTS):
+        loved = set(rng.sample(categories, min(SEGMENT_LOVED, len(categories))))
+        fond = rng.choice(TASTE_TAGS)
+        segments.append(
+            (
+                {c: SEGMENT_LOVE if c in loved else 0.0 for c in categories},
+                {t: SEGMENT_LOVE / 2 if t == fond else 0.0 for t in TASTE_TAGS},
+            )
+        )
+    personal = PERSONAL_TASTE_SD
     out = []
     for i in range(n):
-        category_taste = {c: rng.gauss(0.0, 0.7) for c in categories}
-        healthy = rng.gauss(-0.1, 0.7)
+        segment = rng.randrange(SEGMENTS)
+        shared_category, shared_tag = segments[segment]
+        category_taste = {c: shared_category[c] + rng.gauss(0.0, personal) for c in categories}
+        healthy = shared_tag["healthy"] + rng.gauss(-0.1, personal)
         tag_taste = {
-            "sweet": rng.gauss(0.0, 0.6),
+            "sweet": shared_tag["sweet"] + rng.gauss(0.0, personal * 6 / 7),
             "healthy": healthy,
-            "treat": rng.gauss(0.0, 0.6) - 0.4 * healthy,
+            "treat": shared_tag["treat"] + rng.gauss(0.0, personal * 6 / 7) - 0.4 * healthy,
         }
         # Favourites lean towards what they like anyway, but anything can be one.
         weights = [
@@ -178,6 +202,7 @@ def population(catalog: Catalog, seed: int, n: int) -> tuple[SimCustomer, ...]:
                 budget=median_price * rng.lognormvariate(0.0, 0.3),
                 price_sensitivity=rng.uniform(0.0, 1.0),
                 favourites=frozenset(o.offer_id for o in favourites),
+                segment=segment,
             )
         )
     return tuple(out)

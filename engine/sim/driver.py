@@ -187,10 +187,9 @@ class Driver:
         events = build_events(visit, shown, decision_id, answer, world.catalog)
         if await self.request("POST", "/v1/events", json=events) is not None:
             self.summary.events += len(events)
-            self.summary.purchases += answer.purchase is not None
+            self.summary.purchases += bool(answer.purchases)
             if isinstance(policy, str):
                 counts = self.summary.by_policy.setdefault(policy, [0.0, 0.0, 0.0])
                 counts[0] += 1
-                if answer.purchase is not None:
-                    counts[1] += 1
-                    counts[2] += world.catalog.offers[answer.purchase].price
+                counts[1] += bool(answer.purchases)
+                counts[2] += sum(world.catalog.offers[o].price for o in answer.purchases)

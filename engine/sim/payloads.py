@@ -40,7 +40,7 @@ def build_events(
     new_id: Callable[[], str] = lambda: uuid.uuid4().hex,
 ) -> list[dict[str, Any]]:
     """The events of one visit, in order: an impression per shown offer (the questions),
-    then dismisses, clicks and the purchase (the answers), all tied to `decision_id`.
+    then dismisses, clicks and the purchases (the answers), all tied to `decision_id`.
 
     Pure apart from `new_id`; every dict validates as `engine.wire.events.Interaction`.
     """
@@ -66,9 +66,9 @@ def build_events(
     events = [event("impression", o, 0) for o in shown]
     events += [event("dismiss", o, DISMISS_AFTER_S) for o in answer.dismissed]
     events += [event("click", o, CLICK_AFTER_S) for o in answer.clicks]
-    if answer.purchase is not None:
-        price = catalog.offers[answer.purchase].price
-        events.append(event("purchase", answer.purchase, PURCHASE_AFTER_S, price))
+    for i, offer_id in enumerate(answer.purchases):
+        price = catalog.offers[offer_id].price
+        events.append(event("purchase", offer_id, PURCHASE_AFTER_S + i, price))
     return events
 
 

@@ -68,6 +68,10 @@ __all__ = [
 ]
 
 
+APPETITE, APPETITE_SHARE = (1, 2, 3), (0.6, 0.28, 0.12)
+"""How many items a visit buys at most: mostly one, sometimes a meal of two or three."""
+
+
 @dataclass(frozen=True, slots=True)
 class Visit:
     """One customer at one touchpoint: who, where, through which channel, when, in what."""
@@ -80,6 +84,7 @@ class Visit:
     conditions: StoreWeather
     context: Context
     slots: int  # how many offers the screen shows (3..6)
+    appetite: int  # how many of them the customer would buy at most (1..3)
     answer_seed: int  # seeds this visit's answers, whatever order visits complete in
 
 
@@ -87,7 +92,7 @@ class Visit:
 class Answer:
     """How a customer reacted to what they were shown."""
 
-    purchase: str | None = None
+    purchases: tuple[str, ...] = ()  # most wanted first
     clicks: tuple[str, ...] = ()
     dismissed: tuple[str, ...] = ()
 
@@ -169,6 +174,7 @@ class World:
         if channel == "drive_thru" and rng.random() >= 0.85:
             store_id = rng.choice(self.store_ids)
         slots = rng.randint(3, 6)
+        appetite = rng.choices(APPETITE, weights=APPETITE_SHARE)[0]
         answer_seed = rng.getrandbits(64)
         self._seq += 1
         return Visit(
@@ -180,6 +186,7 @@ class World:
             conditions=self._stores.conditions(store_id),
             context=self.context(store_id, channel),
             slots=slots,
+            appetite=appetite,
             answer_seed=answer_seed,
         )
 
@@ -194,34 +201,49 @@ class World:
         shown_offer_ids: Sequence[str],
         ctx: Context,
         rng: random.Random | None = None,
-    ) -> str | None:
+        appetite: int = 1,
+    ) -> tuple[str, ...]:
         """`choose` over this world's catalog (the world's answer rng when none is given)."""
-        return choose(customer, shown_offer_ids, ctx, rng or self.answer_rng, self.catalog)
+        return choose(
+            customer, shown_offer_ids, ctx, rng or self.answer_rng, self.catalog, appetite
+        )
+
+    def buys(self, visit: Visit, shown_offer_ids: Sequence[str]) -> tuple[str, ...]:
+        """What the visit's customer buys of what was shown, from the visit's own seed (the
+        same answer whichever policy asks, however visits interleave)."""
+        return self.choose(
+            visit.customer,
+            shown_offer_ids,
+            visit.context,
+            random.Random(visit.answer_seed),
+            visit.appetite,
+        )
 
     def answer(
         self, visit: Visit, shown_offer_ids: Sequence[str], rng: random.Random | None = None
     ) -> Answer:
-        """The whole reaction to a visit: a purchase or none; on web and app, sometimes a
-        click first (or a click that does not end in a purchase) and sometimes a dismiss of
-        the least wanted offer. Seeded by the visit, so concurrent visits stay reproducible."""
+        """The whole reaction to a visit: up to `appetite` purchases; on web and app,
+        sometimes a click before the first (or a click that does not end in a purchase) and
+        sometimes a dismiss of the least wanted offer. Seeded by the visit, so concurrent
+        visits stay reproducible."""
         rng = rng or random.Random(visit.answer_seed)
         ctx, customer = visit.context, visit.customer
-        purchase = self.choose(customer, shown_offer_ids, ctx, rng)
+        purchases = self.choose(customer, shown_offer_ids, ctx, rng, visit.appetite)
         if visit.channel == "drive_thru":
-            return Answer(purchase)
+            return Answer(purchases)
         known = [o for o in dict.fromkeys(shown_offer_ids) if o in self.catalog.offers]
         wants = {o: self.p_yes(customer, o, ctx) for o in known}
         clicks: tuple[str, ...] = ()
         dismissed: tuple[str, ...] = ()
-        if purchase is not None:
+        if purchases:
             if rng.random() < 0.6:
-                clicks = (purchase,)
+                clicks = purchases[:1]
         elif known and rng.random() < 0.2:
             clicks = (max(known, key=lambda o: wants[o]),)
-        rest = [o for o in known if o != purchase and o not in clicks]
+        rest = [o for o in known if o not in purchases and o not in clicks]
         if rest and rng.random() < 0.3:
             dismissed = (min(rest, key=lambda o: wants[o]),)
-        return Answer(purchase, clicks, dismissed)
+        return Answer(purchases, clicks, dismissed)
 
 
 def _cumsum(xs: Iterable[float]) -> Iterable[float]:
