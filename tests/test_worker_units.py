@@ -101,3 +101,46 @@ def test_commands_name_their_owner_and_malformed_ones_are_refused() -> None:
     assert isinstance(cmd(b"explode", {"customer_id": "c"}), Rejection)
     assert isinstance(cmd(b"forget", {"nobody": 1}), Rejection)
     assert command_of(record(b"{}")) is None
+
+
+def window_noes(worker: Worker) -> float:
+    from engine.wire import metrics
+
+    return sum(
+        s.value
+        for m in metrics.ANSWERS.collect()
+        for s in m.samples
+        if s.name.endswith("_total") and s.labels.get("source") == "window"
+    )
+
+
+def test_answer_windows_run_on_event_time_not_arrival(worker: Worker) -> None:
+    """A feed running late (or a backfill) keeps a question and its answer together, and
+    apart what was apart in time, however close together the records arrive."""
+    from engine.wire.events import Interaction
+    from engine.worker.batch import Batch
+    from engine.worker.interactions import learn
+
+    window = worker.settings.answer_window_s
+    t0 = 1_700_000_000.0
+
+    def event(kind: str, ts: float, n: int) -> Interaction:
+        return Interaction.model_validate(
+            {"event_id": f"e-{kind}-{n}-{ts}", "type": kind, "customer_id": f"c-{n}",
+             "store_id": "s-1", "offer_id": "fries", "ts": ts}
+        )  # fmt: skip
+
+    def run(n: int, answered_after: float, arrives_after: float) -> float:
+        batch = Batch({})
+        model = batch.model(f"c-{n}")
+        before = window_noes(worker)
+        shown_at = t0 + 10 * window  # a backfill: both arrive long after they happened
+        learn(worker, batch, event("impression", t0, n), model, shown_at, (0, 1), {}, {})
+        arrival = shown_at + arrives_after
+        got = event("purchase", t0 + answered_after, n)
+        learn(worker, batch, got, model, arrival, (0, 2), {}, {})
+        return window_noes(worker) - before
+
+    assert run(1, answered_after=window / 2, arrives_after=3 * window) == 0, "late, still a yes"
+    assert run(2, answered_after=3 * window, arrives_after=1.0) == 1, "answered too late: a no"
+    assert run(3, answered_after=window / 2, arrives_after=1.0) == 0

@@ -45,6 +45,7 @@ class Batch:
         self.latest: dict[str, tuple[Context, str | None]] = {}  # who to decide for, and in what
         self.changed: set[str] = set()  # whose state to write back
         self.entered: dict[str, float] = {}  # when the customer's oldest event arrived
+        self.lag: dict[str, float] = {}  # how far their latest event arrived behind its time
         self.forgotten: set[str] = set()
         self.sends: list[Outgoing] = []
         self.refused: list[tuple[EventT[bytes], Rejection]] = []

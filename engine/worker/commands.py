@@ -115,7 +115,8 @@ def run_command(w: Worker, batch: Batch, cmd: Command, model: CustomerModel, at:
         batch.touch(cid, ctx, event_id, at)  # a newer event of this batch keeps its context
     elif cmd.name == "expire":  # the questions timer: unanswered questions are no's now
         ctx = Context(**cmd.body.get("context") or {"daypart": "lunch"})
-        for _ in w.learner.expire(model, ctx, at):
+        # In the customer's event time: the timer's clock less how late their events come.
+        for _ in w.learner.expire(model, ctx, at - float(cmd.body.get("lag") or 0.0)):
             metrics.ANSWERS.labels("no", "window", w.decider(cid)[0]).inc()
         batch.touch(cid, ctx, None, at)  # decided for again, and its questions re-filed
 

@@ -133,7 +133,7 @@ async def process(w: Worker, events: Sequence[EventT[bytes]]) -> None:
             w.customers[cid] = batch.models[cid].to_state()
             if cid in batch.latest:
                 before = batch.pending_before.get(cid, {})
-                remember(w, cid, batch.models[cid], batch.latest[cid][0], before)
+                remember(w, cid, batch.models[cid], batch.latest[cid][0], before, batch.lag)
     w.keep_live({c: batch.models[c] for c in batch.changed}, batch.forgotten, generation)
     await w.health.retry("redis", lambda: w.serving().write(offers=decisions))
     # After the writes, so nothing of a forgotten customer survives them.
@@ -206,10 +206,14 @@ def learn(
     """One event (from `source`, its partition and offset) teaches its customer's model:
     a question asked, or an answer given.
 
-    Questions, answer windows and frequency caps run on arrival time `now`, the clock
-    the questions timer and the decisions share (a client's clock may be off or simulated).
+    Questions and answer windows run on the event's own time, so a backfill or a feed
+    running late keeps apart what happened apart (and together what happened together),
+    but never ahead of its arrival `now`: a clock set in the future cannot hold a question
+    open. How far behind it arrived (`Batch.lag`) sets the questions timer's clock.
     """
     cid = got.customer_id
+    when = min(got.ts.timestamp(), now)
+    batch.lag[cid] = now - when
     ctx = context_of(w.catalog, got, store_states.get(got.store_id or ""))
     if got.session_id and got.session_id != cid:
         # The customer was anonymous as this session: ask its owner to hand it over.
@@ -222,16 +226,16 @@ def learn(
         batch.sends.append(command(w, "handover", got.session_id, handover))
     store_trending = trending.get(got.store_id or "")
     group, _ = w.decider(cid)
-    for _ in w.learner.expire(model, ctx, now, store_trending):
+    for _ in w.learner.expire(model, ctx, when, store_trending):
         metrics.ANSWERS.labels("no", "window", group).inc()
     answer = answer_of(got.type)
     if answer is None:
-        model.shown(got.offer_id, now, ctx, got.slot)
+        model.shown(got.offer_id, when, ctx, got.slot)
         metrics.QUESTIONS.labels(group).inc()
     else:
         offer = w.catalog.offers[got.offer_id]
         strength, choice = STRENGTH[got.type], got.type == "purchase"
-        w.learner.answer(model, offer, ctx, answer, strength, now, store_trending, choice)
+        w.learner.answer(model, offer, ctx, answer, strength, when, store_trending, choice)
         metrics.ANSWERS.labels("yes" if answer else "no", got.type, group).inc()
         if answer:
             answered(w, batch, got, ctx, *source)

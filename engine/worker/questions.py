@@ -33,17 +33,23 @@ def remember(
     model: CustomerModel,
     ctx: Context,
     pending_before: Mapping[str, float],
+    lags: Mapping[str, float],
 ) -> None:
     """Keep `questions` to the customers with open questions, due when the first expires.
 
     Written only when that time changed from what the table holds (it was written from
     `pending_before`), so the context kept is the one in which the first open question
-    was asked, and a batch of impressions does not rewrite every customer's entry."""
+    was asked, and a batch of impressions does not rewrite every customer's entry.
+    `due` is in event time; `lag` (how far behind their events arrive) turns it into the
+    timer's: a backfill's questions stay open while its answers are still arriving."""
     due = due_of(w, model.pending)
     if due == due_of(w, pending_before):
         return
     if due is not None:
-        w.questions[customer_id] = {"due": due, "context": ctx.as_json()}
+        lag = lags.get(customer_id)
+        if lag is None:  # re-filed by a command: the lag its last events had
+            lag = float((w.questions.get(customer_id) or {}).get("lag", 0.0))
+        w.questions[customer_id] = {"due": due, "lag": lag, "context": ctx.as_json()}
     elif w.questions.get(customer_id) is not None:
         del w.questions[customer_id]
 
@@ -51,9 +57,14 @@ def remember(
 async def close(w: Worker) -> None:
     """Questions nobody answered within the window are no's: ask their owners to learn them."""
     now = time.time()
-    due = [(cid, q) for cid, q in list(w.questions.items()) if q and q["due"] <= now]
+    due = [
+        (cid, q)
+        for cid, q in list(w.questions.items())
+        if q and q["due"] + q.get("lag", 0.0) <= now
+    ]
     for cid, q in due:
         body = {"customer_id": cid, "context": q["context"], "due": q["due"]}
+        body["lag"] = q.get("lag", 0.0)
         await w.send(command(w, "expire", cid, body))
     await w.durable()
 
