@@ -98,7 +98,7 @@ class Menu:
     def trending_scores(self, trending: Trending, scope: str, now: float) -> Vector:
         """Each offer's decayed trending score in `scope` (0 for offers never counted)."""
         ids, decayed = trending.scores(scope, now)
-        key = (trending.token, trending.version, scope)
+        key = (trending.token, scope, len(ids))  # a scope's offers only ever grow, in order
         hit = self.memo.get(key)
         if hit is None:
             at = [(i, self.position[o]) for i, o in enumerate(ids) if o in self.position]

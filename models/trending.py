@@ -24,8 +24,10 @@ from numpy.typing import NDArray
 
 GLOBAL = ""
 _tokens = itertools.count(1)
-# Per scope: (version, offer ids, [score, time] rows, decayed scores by `now`).
-_Arrays = tuple[int, tuple[str, ...], NDArray[np.float64], dict[float, NDArray[np.float64]]]
+# Per scope: offer ids, their row, [score, time] rows, decayed scores by `now`.
+_Arrays = tuple[
+    tuple[str, ...], dict[str, int], NDArray[np.float64], dict[float, NDArray[np.float64]]
+]
 
 
 def scopes_for(store_id: str | None, daypart: str, weather: str | None) -> tuple[str, ...]:
@@ -68,10 +70,18 @@ class Trending:
             counts = self._scopes.setdefault(scope, {})
             s, t = counts.get(offer_id, (0.0, ts))
             latest = max(t, ts)  # answers arrive out of order across partitions
-            counts[offer_id] = (
+            counts[offer_id] = row = (
                 self._decay(s, t, latest) + self._decay(weight, ts, latest),
                 latest,
             )
+            arrays = self._arrays.get(scope)
+            if arrays is not None:  # kept up to date in place: a read costs no rebuild
+                at = arrays[1].get(offer_id)
+                if at is None:
+                    del self._arrays[scope]
+                else:
+                    arrays[2][at] = row
+                    arrays[3].clear()
 
     def score(self, offer_id: str, now: float, scope: str = GLOBAL) -> float:
         s, t = self._scopes.get(scope, {}).get(offer_id, (0.0, now))
@@ -85,10 +95,11 @@ class Trending:
         """Every offer the scope has counted, and its decayed score at `now`, as a vector:
         a decision reads a scope of thousands of offers without a Python loop over it."""
         hit = self._arrays.get(scope)
-        if hit is None or hit[0] != self.version:
+        if hit is None:
             counts = self._scopes.get(scope, {})
             st = np.array(list(counts.values()), dtype=np.float64).reshape(-1, 2)
-            hit = self._arrays[scope] = (self.version, tuple(counts), st, {})
+            ids = tuple(counts)
+            hit = self._arrays[scope] = (ids, {o: i for i, o in enumerate(ids)}, st, {})
         decayed = hit[3].get(now)
         if decayed is None:
             st = hit[2]
@@ -96,7 +107,7 @@ class Trending:
             if len(hit[3]) > 4:
                 hit[3].clear()
             hit[3][now] = decayed
-        return hit[1], decayed
+        return hit[0], decayed
 
     def scope_for(self, scopes: Sequence[str], now: float) -> str:
         """The narrowest of `scopes` with enough support (else the widest); remembered
@@ -153,4 +164,5 @@ class Trending:
             except (TypeError, ValueError, AttributeError):
                 trending._scopes = {}
             trending.version += 1
+            trending._arrays.clear()
         return trending
