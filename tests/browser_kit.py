@@ -6,7 +6,8 @@ that leaves the page's origin, and fails the test on either.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import re
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +28,18 @@ CHROMIUM_FLAGS = [
     "--disable-sync",
 ]
 WAIT_MS = 90_000  # bounds a failing test only
+
+
+def assert_self_contained(texts: Sequence[str]) -> None:
+    """A page, its stylesheet and its script (in that order) load nothing from elsewhere,
+    and the script writes no markup from strings."""
+    for text in texts:
+        urls = set(re.findall(r"(?:https?:)?//[\w.-]+", text)) - {"http://www.w3.org"}
+        assert not urls, f"external references: {urls}"
+        assert "@import" not in text and "@font-face" not in text
+    script = texts[2]
+    assert "innerHTML" not in script and "insertAdjacentHTML" not in script
+    assert "document.write" not in script and "eval(" not in script
 
 
 @dataclass
