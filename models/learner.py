@@ -130,28 +130,29 @@ class Learner(Layers):
         trending: Trending | None = None,
         choice: bool = False,
     ) -> None:
-        """Learn one answer in every layer. A yes is a no to what was shown with it (in
-        every layer: declined there and then, so P(yes) stays calibrated); with nothing
-        shown, a soft no (the customer's only) to the latest decision, or for a `choice`
-        (a purchase, as from a till) to what the engine would offer now."""
+        """Learn one answer in every layer. What was shown with a yes stays open: a visit
+        may buy several, and each left is a full no, in every layer, when the window
+        closes (so P(yes) stays calibrated); with nothing else shown, a soft no (the
+        customer's only) to the latest decision, or for a `choice` (a purchase, as from
+        a till) to what the engine would offer now."""
         personal = customer is not None and self.cfg.personal
-        passed, shown_with, later_step = [], [], False
+        passed: list[str] = []
+        later_step = False
         if yes and customer is not None:
             fresh = customer.funnel(offer.offer_id, strength, now, self.cfg.answer_window_s)
             if fresh <= 0.0:  # a weaker later step of a funnel already learned
                 return
             later_step, strength = fresh < strength, fresh
-        if yes and customer is not None and not later_step:
-            shown_with = [o for o in customer.pending if o != offer.offer_id]
-        if yes and customer is not None and personal and not later_step:
-            passed = shown_with
-            if not passed:
-                passed = (
-                    self._passed_over(customer, offer, ctx, trending, now)
-                    if choice
-                    else customer.alternatives(offer.offer_id)
-                )
-        lifts = self._menu_lifts(ctx, trending, now, [offer.offer_id, *passed, *shown_with])
+        asked_alongside = customer is not None and any(
+            o != offer.offer_id for o in customer.pending
+        )
+        if yes and customer is not None and personal and not later_step and not asked_alongside:
+            passed = (
+                self._passed_over(customer, offer, ctx, trending, now)
+                if choice
+                else customer.alternatives(offer.offer_id)
+            )
+        lifts = self._menu_lifts(ctx, trending, now, [offer.offer_id, *passed])
         menu = self._prior(offer, ctx, lifts)
         basket, gradient = None, (0.0, 0.0)
         if choice:  # what everyone chooses (if not always likes), with what was chosen before
@@ -166,24 +167,16 @@ class Learner(Layers):
         lesson = Lesson(
             offer.offer_id, where(offer.offer_id), offset, yes, strength, basket, gradient
         )
-        lessons = [(offer, lesson)]
-        for alt in (self.catalog.offers.get(o) for o in shown_with):  # shown, not taken: no's
-            if alt is not None:
-                offset = logit(self._prior(alt, ctx, lifts).p_yes)
-                lessons.append(
-                    (alt, Lesson(alt.offer_id, where(alt.offer_id), offset, False, strength))
-                )
-        for about, taught in lessons:
-            if self.cfg.shared and self.cfg.crowd_learns_here:
-                self.shared.learn_lesson(about, taught)
-            elif self.cfg.shared:
-                self.lessons.append(taught)
+        if self.cfg.shared and self.cfg.crowd_learns_here:
+            self.shared.learn_lesson(offer, lesson)
+        elif self.cfg.shared:
+            self.lessons.append(lesson)
         if customer is None:
             return
         if basket is not None and yes:
             customer.chose(offer.offer_id)
         if not personal:
-            customer.close(offer.offer_id, yes, [] if later_step else shown_with)
+            customer.close(offer.offer_id, yes)
             return
         alternatives = [
             (alt, self._crowd_logit(alt, ctx, self._prior(alt, ctx, lifts)))
@@ -191,8 +184,7 @@ class Learner(Layers):
             if alt is not None
         ]
         offset = self._crowd_logit(offer, ctx, menu)
-        weight = 1.0 if shown_with else ALTERNATIVE_WEIGHT  # declined, or only not chosen
-        customer.learn(offer, ctx, offset, yes, strength, alternatives, weight)
+        customer.learn(offer, ctx, offset, yes, strength, alternatives, ALTERNATIVE_WEIGHT)
 
     def _gradient(
         self,

@@ -29,9 +29,8 @@ def test_a_click_add_to_cart_purchase_funnel_is_learned_once_graded() -> None:
         me.shown(offer_id, 1.0, BREAKFAST)
     chosen = CATALOG.offers[shown[0]]
     brain.answer(me, chosen, BREAKFAST, True, 0.5, now=2.0)  # a click
-    assert sorted((les.offer_id, les.yes) for les in brain.take_lessons()) == sorted(
-        [(shown[0], True), (shown[1], False), (shown[2], False)]
-    )
+    assert [(les.offer_id, les.yes) for les in brain.take_lessons()] == [(shown[0], True)]
+    assert set(me.pending) == set(shown[1:]), "what was shown with it: the window decides"
     later = brain.decide_for("c", me, "s-1", BREAKFAST, None, 3.0, rng, "d-2")  # after it
     others = [CATALOG.offers[o.offer_id] for o in later.offers if o.offer_id != chosen.offer_id]
     before = {o.offer_id: me.predict_one(o, BREAKFAST, 0.0) for o in others}
@@ -56,3 +55,19 @@ def test_a_window_no_is_learned_in_the_context_it_was_asked_in() -> None:
     assert brain.expire(me, LUNCH, now=1000.0) == ["latte"]  # closed by an event at lunch
     (lesson,) = brain.take_lessons()
     assert (lesson.offer_id, lesson.yes, lesson.ctx) == ("latte", False, BREAKFAST)
+
+
+def test_a_visit_that_buys_two_of_what_it_was_shown_teaches_each_offer_once() -> None:
+    """Two purchases from one screen: each is a yes, and only what was left is a no (when
+    the window closes), in the crowd as in the customer's own model."""
+    brain, me, rng = _owner_brain(), CustomerModel(), random.Random(2)
+    decision = brain.decide_for("c", me, "s-1", BREAKFAST, None, 0.0, rng, "d-1")
+    shown = [o.offer_id for o in decision.offers[:3]]
+    for offer_id in shown:
+        me.shown(offer_id, 1.0, BREAKFAST)
+    first, second, left = shown
+    brain.answer(me, CATALOG.offers[first], BREAKFAST, True, now=20.0, choice=True)
+    brain.answer(me, CATALOG.offers[second], BREAKFAST, True, now=21.0, choice=True)
+    assert brain.expire(me, BREAKFAST, 20.0 + 900 + 1) == [left]
+    taught = [(lesson.offer_id, lesson.yes) for lesson in brain.lessons]
+    assert sorted(taught) == sorted([(first, True), (second, True), (left, False)]), taught

@@ -144,15 +144,19 @@ def test_a_shown_offer_with_no_yes_within_the_window_is_a_no() -> None:
     assert "cola" not in me.pending and me.unanswered.get("cola") is None
 
 
-def test_a_yes_is_a_soft_no_to_the_other_offers_shown_with_it() -> None:
+def test_what_was_shown_with_a_yes_and_not_taken_is_a_no_when_the_window_closes() -> None:
     brain = learner()
     me = CustomerModel()
     fries, cola = CATALOG.offers["fries"], CATALOG.offers["cola"]
     p_cola = brain.estimate(cola, NOON, me).p_yes
-    for _ in range(5):
-        me.shown("fries", 0.0)
-        me.shown("cola", 0.0)
-        brain.answer(me, fries, NOON, True)
+    window = brain.cfg.answer_window_s
+    for visit in range(5):
+        t = visit * 10 * window
+        me.shown("fries", t)
+        me.shown("cola", t)
+        brain.answer(me, fries, NOON, True, now=t + 1)
+        assert "cola" in me.pending, "a visit may still buy it"
+        assert brain.expire(me, NOON, t + window + 1) == ["cola"]
     assert brain.estimate(cola, NOON, me).p_yes < p_cola < brain.estimate(fries, NOON, me).p_yes
 
 
@@ -381,7 +385,8 @@ def test_without_the_personal_layer_answers_still_close_questions() -> None:
     me.shown("fries", 0.0)
     me.shown("cola", 0.0)
     shared_only.answer(me, CATALOG.offers["fries"], NOON, True)
-    assert me.pending == {} and "fries" not in me.unanswered
+    assert set(me.pending) == {"cola"} and "fries" not in me.unanswered
+    assert shared_only.expire(me, NOON, now=10_000.0) == ["cola"] and me.pending == {}
 
 
 def test_a_dismissed_offer_is_not_learned_as_a_no_again_by_the_window() -> None:
