@@ -8,7 +8,7 @@ STAMP := .cache/stamps
 
 .PHONY: setup demo test lint typecheck contracts unit e2e faults stack-up stack-down bench clean
 
-setup: $(STAMP)/venv $(STAMP)/kafka $(STAMP)/redis $(STAMP)/chromium $(STAMP)/prometheus ## Install everything (idempotent, quick when nothing changed)
+setup: $(STAMP)/venv $(STAMP)/kafka $(STAMP)/redis $(STAMP)/chromium $(STAMP)/prometheus $(STAMP)/wrk ## Install everything (idempotent, quick when nothing changed)
 
 $(STAMP)/venv: pyproject.toml
 	@mkdir -p $(STAMP)
@@ -65,6 +65,19 @@ $(STAMP)/prometheus:
 		exit 1; \
 	fi
 	@touch $@
+
+# Debian's wrk drives the serving benchmark (benchmarks/serving.py; redis-benchmark comes
+# with redis-server). Only the benchmark needs it: without root the setup just says so.
+$(STAMP)/wrk:
+	@mkdir -p $(STAMP)
+	@if command -v wrk >/dev/null; then touch $@; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "Installing Debian's wrk ..."; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null \
+			&& touch $@; \
+	else \
+		echo "wrk is missing: 'sudo apt-get install wrk' enables the serving benchmark."; \
+	fi
 
 demo: setup ## Start Kafka, Redis, a worker, the API and the simulator; Ctrl-C stops all of it
 	$(BIN)/tailor demo

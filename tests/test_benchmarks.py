@@ -67,3 +67,14 @@ def test_percentiles_by_nearest_rank() -> None:
     assert percentile(values, 0.99) == 99.0
     assert percentile([3.0], 0.99) == 3.0
     assert percentile([], 0.5) == 0.0
+
+
+def test_server_p99_is_the_bucket_holding_99_percent_between_two_scrapes() -> None:
+    from benchmarks.serving import server_p99_ms
+
+    before = {0.001: 10.0, 0.002: 10.0, 0.005: 10.0, float("inf"): 10.0}
+    after = {0.001: 60.0, 0.002: 109.0, 0.005: 110.0, float("inf"): 110.0}
+    assert server_p99_ms(before, after) == 2.0  # 99 of the 100 new requests within 2 ms
+    after[0.002] = 108.0
+    assert server_p99_ms(before, after) == 5.0  # 98: the next bucket
+    assert server_p99_ms(after, after) is None  # nothing between the scrapes
