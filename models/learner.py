@@ -143,15 +143,16 @@ class Learner(Layers):
             if fresh <= 0.0:  # a weaker later step of a funnel already learned
                 return
             later_step, strength = fresh < strength, fresh
-        asked_alongside = customer is not None and any(
-            o != offer.offer_id for o in customer.pending
-        )
-        if yes and customer is not None and personal and not later_step and not asked_alongside:
-            passed = (
-                self._passed_over(customer, offer, ctx, trending, now)
-                if choice
-                else customer.alternatives(offer.offer_id)
-            )
+        if yes and customer is not None and personal and not later_step:
+            open_ = customer.pending  # shown with it: each a full no when the window closes
+            if choice:  # what it passed over, but for what the window will answer for
+                passed = [
+                    o
+                    for o in self._passed_over(customer, offer, ctx, trending, now)
+                    if o not in open_
+                ]
+            elif not any(o != offer.offer_id for o in open_):
+                passed = customer.alternatives(offer.offer_id)
         lifts = self._menu_lifts(ctx, trending, now, [offer.offer_id, *passed])
         menu = self._prior(offer, ctx, lifts)
         basket, gradient = None, (0.0, 0.0)
