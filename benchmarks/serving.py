@@ -207,12 +207,20 @@ def report(result: dict[str, Any]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        description="Serving speed: the API's customer-offers lookup under wrk, beside "
-        "redis-benchmark GET on the same Redis (needs wrk and redis-benchmark: make setup)."
+        prog="python -m benchmarks.serving",
+        description=__doc__,
+        epilog="Needs wrk and redis-benchmark (make setup installs Debian's wrk and redis-tools).",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--duration", type=float, default=10.0, help="seconds per wrk run")
-    parser.add_argument("--customers", type=int, default=10_000, help="decisions written")
-    parser.add_argument("--connections", type=int, default=32, help="connections at peak")
+    parser.add_argument(
+        "--duration", type=float, default=10.0, help="seconds per wrk run (default 10)"
+    )
+    parser.add_argument(
+        "--customers", type=int, default=10_000, help="decisions written (default 10,000)"
+    )
+    parser.add_argument(
+        "--connections", type=int, default=32, help="wrk connections at peak (default 32)"
+    )
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
     args = parser.parse_args(argv)
     for tool in ("wrk", "redis-benchmark"):
@@ -228,6 +236,7 @@ def main(argv: list[str] | None = None) -> int:
             state_dir=Path(state),
             kafka_libs=Path(__file__).resolve().parents[1] / ".cache/kafka/libs",
         )
+        print("serving | starting a private Kafka and Redis ...", flush=True)
         stack = Stack(settings)
         stack.up()
         served = settings.model_copy(
@@ -236,6 +245,8 @@ def main(argv: list[str] | None = None) -> int:
         api = start_role("api", served, Path(state) / "api.log")
         try:
             wait_http(f"http://127.0.0.1:{api_port}/healthz", api, Path(state) / "api.log")
+            print(f"serving | tailor api up (one process); writing {args.customers:,} "
+                  "decisions, then wrk and redis-benchmark", flush=True)  # fmt: skip
             result = measure(served, args, lambda line: print(line, flush=True))
         finally:
             stop(api)

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import json
+import os
+import shutil
 from datetime import datetime
 
 import orjson
+import pytest
 
 from benchmarks.latency import live_events, percentile
 from benchmarks.throughput import decision_payload, make_events
@@ -78,3 +82,30 @@ def test_server_p99_is_the_bucket_holding_99_percent_between_two_scrapes() -> No
     after[0.002] = 108.0
     assert server_p99_ms(before, after) == 5.0  # 98: the next bucket
     assert server_p99_ms(after, after) is None  # nothing between the scrapes
+
+
+@pytest.mark.e2e
+def test_serving_benchmark_runs_end_to_end_and_reports_its_figures(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A tiny run of benchmarks.serving through wrk, redis-benchmark and a real API: figures
+    come back (no timing is asserted: the machine is shared)."""
+    from benchmarks import serving
+
+    if shutil.which("wrk") is None or shutil.which("redis-benchmark") is None:
+        if os.geteuid() == 0:
+            pytest.fail("wrk or redis-benchmark is missing: `make setup` installs them")
+        pytest.skip("wrk or redis-benchmark is missing: `sudo apt-get install wrk redis-tools`")
+    args = ["--duration", "1", "--customers", "200", "--connections", "4", "--json"]
+    assert serving.main(args) == 0
+    out = capsys.readouterr().out
+    assert "serving | wrk 4 connections" in out
+    result = json.loads(out.strip().splitlines()[-1])
+    assert result["peak"]["rps"] > 0 and result["peak"]["non_2xx"] == 0
+    assert result["peak"]["p99_ms"] > 0 and result["peak"]["server_p99_ms"] > 0
+    assert result["redis_get"]["rps"] > 0 and result["ratio_to_redis"] > 0
+    assert set(result["targets"]) == {
+        "server p99 <= 2 ms at half the peak",
+        "throughput >= 0.2 x raw Redis GET",
+    }
+    assert "API / raw Redis GET" in serving.report(result)
