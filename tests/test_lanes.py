@@ -23,11 +23,12 @@ import httpx
 import orjson
 import pytest
 import redis.asyncio as aioredis
+from fastapi import FastAPI
 from playwright.async_api import Browser, Page, expect
 
 from config.catalog import load_catalog
 from config.settings import Settings
-from engine.api import lanes
+from engine.api import board_page, lanes
 from engine.api.app import parse_events
 from engine.wire.events import Identification, Interaction, Rejection, decode_event
 from engine.wire.serving import lane_board
@@ -132,6 +133,19 @@ def test_a_lane_shows_the_decision_made_at_its_store_while_the_scan_is_current()
     boards = lane_boards(batch, decisions, now=100.0)
     assert list(boards) == [("s-1", 1)]  # c-2 decided elsewhere, c-3's scan is over
     assert boards[("s-1", 1)]["until"] == 200.0  # the same end however often rewritten
+
+
+async def test_the_lane_page_polls_its_lane_and_refuses_a_lane_the_store_has_not() -> None:
+    app = FastAPI()
+    app.include_router(board_page.router)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://board.test") as http:
+        page = (await http.get("/board/s-1", params={"lane": 2})).text
+        assert 'data-board-url="../v1/stores/s-1/board?lane=2"' in page
+        assert "Drive-thru lane 2" in page and 'data-personal="false"' in page
+        assert "Picked for you" in page and 'data-field="personal" hidden' in page
+        r = await http.get("/board/s-2", params={"lane": 2})
+        assert r.status_code == 400 and "has lanes 1 to 1" in r.json()["error"]
 
 
 # ---- end to end: the real worker and API, lane 1 of s-1 ------------------------------------
