@@ -153,6 +153,12 @@ class Settings(BaseSettings):
     trending_half_life_s: float = Field(3600.0, gt=0)
     offers_ttl_s: int = Field(7 * 86400, ge=1)
     board_ttl_s: int = Field(86400, ge=1)
+    lane_personal_s: float = Field(
+        90.0,
+        gt=0,
+        le=3600,
+        description="a loyalty scan shows its customer's offers on the lane's board this long",
+    )
     seed: int = 42
 
     @field_validator("api_keys", mode="before")

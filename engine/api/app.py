@@ -28,7 +28,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 
 from config.catalog import load_catalog
 from config.settings import Settings
-from engine.api import board_page, docs, errors, public
+from engine.api import board_page, docs, errors, lanes, public
 from engine.api.auth import ADMIN, INGEST, Access, Caller
 from engine.api.errors import answers
 from engine.api.gatekeeper import Gatekeeper
@@ -40,11 +40,14 @@ from engine.wire import metrics
 from engine.wire.events import (
     ID_RULE,
     ContextUpdate,
+    Identification,
     Interaction,
+    Lane,
     StoreContext,
-    check_known,
+    check_event,
     check_store_context,
     check_time,
+    event_model,
     explain,
     id_problem,
 )
@@ -59,7 +62,9 @@ MAX_EVENTS_PER_REQUEST = 1000
 REDIS_TIMEOUT_S = 1.0
 # The body of POST /v1/events is parsed by hand (one event or a list, with clean errors),
 # so its schema is given to OpenAPI here, whole.
-EVENT_SCHEMA = docs.inlined(Interaction.model_json_schema())
+EVENT_SCHEMA = {
+    "oneOf": [docs.inlined(m.model_json_schema()) for m in (Interaction, Identification)]
+}
 
 
 def _json(body: dict[str, Any]) -> Response:
@@ -74,7 +79,7 @@ def parse_events(
     arrival_s: float | None = None,
     max_future_s: float = float("inf"),
     max_age_s: float = float("inf"),
-) -> list[Interaction]:
+) -> list[Interaction | Identification]:
     """Validate a request body of one event or a list; HTTP 400/413 says which and why.
     With `arrival_s` (the API's clock), each `ts` must also lie in the window `check_time`
     allows."""
@@ -93,11 +98,11 @@ def parse_events(
     for i, item in enumerate(items):
         where = f"event {i}: " if isinstance(data, list) else ""
         try:
-            event = Interaction.model_validate(item)
+            event = event_model(item).model_validate(item)
         except ValidationError as exc:
             metrics.API_EVENTS.labels("refused").inc()
             raise HTTPException(400, where + explain(exc).detail) from None
-        rejection = check_known(event, catalog)
+        rejection = check_event(event, catalog)
         if rejection is None and arrival_s is not None:
             rejection = check_time(event, arrival_s, max_future_s, max_age_s)
         if rejection is not None:
@@ -203,15 +208,24 @@ def create_app(settings: Settings) -> FastAPI:
         "/v1/stores/{store_id}/board",
         tags=["signage"],
         dependencies=[Depends(access.board_reader())],
-        responses=answers(400, 401, 403, 404, 503),
+        responses={**lanes.BOARD_ANSWERS, **answers(400, 401, 403, 404, 503)},
     )
-    async def store_board(store_id: Annotated[str, Depends(store_path)]) -> Response:
+    async def store_board(
+        store_id: Annotated[str, Depends(store_path)],
+        lane: Annotated[Lane | None, Query(description=lanes.LANE_QUERY)] = None,
+    ) -> Response:
+        """The store's board now; with `lane`, that lane's: the scanned customer's offers
+        while a loyalty scan there is current (nothing that names them), else the store's."""
         known_store(store_id)
+        if lane is not None and (
+            personal := await lanes.personal(serving, served, catalog.stores[store_id], lane)
+        ):
+            return _json(personal)
         board = await serving.board(store_id)
         if board is None:
             raise errors.no_board_yet(store_id)
         served.note(board, "board", len(board.get("offers", [])), store_id)
-        return _json(board)
+        return _json(board if lane is None else lanes.store_board_for_lane(board, lane))
 
     @api.get(
         "/v1/customers/{customer_id}/offers",

@@ -1,5 +1,9 @@
 """The drive-thru menu board page: `GET /board/{store_id}`, an HTML screen for a lane.
 
+With `?lane=N` the page is that lane's screen: it polls the lane's board, which shows the
+customer a loyalty scan identified there while the scan is current (with a "Picked for you"
+cue, and nothing that names them), then the store board again.
+
 The page is static HTML, CSS and JavaScript shipped in `engine/api/static/` (no CDN, fonts or
 other network): it polls the store's board, `GET /v1/stores/{store_id}/board`, every few
 seconds and redraws its tiles without a reload, keeping the last board while the API
@@ -20,7 +24,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 
 from config.catalog import load_catalog
 from engine.api.errors import answers
-from engine.wire.events import ID_RULE, id_problem
+from engine.wire.events import ID_RULE, Lane, id_problem
 from models.context import COLD_AT_C, HOT_AT_C, PEAK_QUEUE
 from models.offer import Catalog
 
@@ -78,6 +82,7 @@ async def board_page(
     every: Annotated[float, Query(ge=0.5, le=60, description="seconds between polls")] = 3.0,
     tiles: Annotated[int, Query(ge=1, le=12, description="offers shown")] = 6,
     currency: Annotated[str, Query(pattern=r"^[A-Z]{3}$", description="ISO 4217")] = "USD",
+    lane: Annotated[Lane | None, Query(description="the lane this screen is at")] = None,
 ) -> Response:
     """An HTML menu board for a store's drive-thru screen; it refreshes itself."""
     if problem := id_problem(store_id):
@@ -86,11 +91,17 @@ async def board_page(
     store = catalog.stores.get(store_id)
     if store is None:
         return _refused(request, f"no store {store_id!r}; known: {sorted(catalog.stores)}")
+    if lane is not None and lane > store.lanes:
+        message = f"lane: store {store_id!r} has lanes 1 to {store.lanes} (got {lane})"
+        return _refused(request, message, 400)
+    board_url = f"../v1/stores/{quote(store.store_id, safe='')}/board"
     values = {
         "store_id": store.store_id,
         "store_name": store.name,
         # Relative to /board/{store_id}, so the page also works under a path prefix.
-        "board_url": f"../v1/stores/{quote(store.store_id, safe='')}/board",
+        "board_url": board_url if lane is None else f"{board_url}?lane={lane}",
+        "lane": "" if lane is None else str(lane),
+        "lane_name": "" if lane is None else f" lane {lane}",
         "every_ms": str(round(every * 1000)),
         "tiles": str(tiles),
         "currency": currency,

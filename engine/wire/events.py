@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Literal
 
+import orjson
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -31,6 +32,8 @@ ID_RULE = (
     "invisible formatting characters, no '/', and not '.' or '..'"
 )
 SESSION_PREFIX = "anon-"
+IDENTIFY = "identify"  # the type of a loyalty scan at a lane (`Identification`)
+MAX_LANES = 20  # the most lanes a scan may name; the catalog's `lanes` says a store's own
 
 
 def id_problem(value: str) -> str | None:
@@ -105,6 +108,30 @@ SessionId = Annotated[
         json_schema_extra={**_ID_SCHEMA, "pattern": r"^anon-[^\s/\x00-\x1f\x7f-\x9f]+$"},
     ),
 ]
+
+
+def _valid_known_customer(value: str) -> str:
+    _valid_id(value)
+    if value.startswith(SESSION_PREFIX):
+        raise PydanticCustomError(
+            "bad_id",
+            "a loyalty scan names a known customer, not an anonymous '{prefix}' session",
+            {"prefix": SESSION_PREFIX},
+        )
+    return value
+
+
+KnownCustomerId = Annotated[
+    str,
+    AfterValidator(_valid_known_customer),
+    Field(
+        description=f"a known customer (not '{SESSION_PREFIX}...'); " + ID_RULE,
+        json_schema_extra={**_ID_SCHEMA, "pattern": r"^(?!anon-)[^\s/\x00-\x1f\x7f-\x9f]+$"},
+    ),
+]
+Lane = Annotated[
+    int, Field(ge=1, le=MAX_LANES, description="a drive-thru lane of the store, 1 first")
+]
 # A closed set: each weather is a trending scope, and free text would grow them unbounded.
 Weather = Literal[
     "clear", "sunny", "cloudy", "fog", "windy", "rain", "storm", "snow", "sleet",
@@ -160,6 +187,29 @@ class Interaction(BaseModel):
     context: Situation | None = None
 
     _utc_ts = field_validator("ts")(_utc)
+
+
+class Identification(BaseModel):
+    """A loyalty scan at a drive-thru lane's speaker post: a known customer is in `lane` of
+    `store_id` now. No question and no answer, so nothing is learned from it: the lane's
+    board shows the customer's offers, decided at this store now, for
+    TAILOR_LANE_PERSONAL_S, then the store board again."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    event_id: Id
+    type: Literal["identify"]
+    customer_id: KnownCustomerId
+    store_id: Id
+    lane: Lane
+    ts: datetime
+    context: Situation | None = None
+
+    _utc_ts = field_validator("ts")(_utc)
+
+    @property
+    def channel(self) -> Channel:
+        return "drive_thru"  # a lane is the drive-thru
 
 
 class StoreContext(Situation):
@@ -227,7 +277,10 @@ def _seconds(seconds: float) -> str:
 
 
 def check_time(
-    event: Interaction | StoreContext, arrival_s: float, max_future_s: float, max_age_s: float
+    event: Interaction | Identification | StoreContext,
+    arrival_s: float,
+    max_future_s: float,
+    max_age_s: float,
 ) -> Rejection | None:
     """Refuse a clock gone wrong: `ts` later than `arrival_s + max_future_s` or earlier than
     `arrival_s - max_age_s` (epoch seconds: the API's clock, or the worker's Kafka record
@@ -264,6 +317,54 @@ def decode_interaction(raw: bytes, catalog: Catalog) -> Interaction | Rejection:
     except ValidationError as exc:
         return explain(exc)
     return check_known(event, catalog) or event
+
+
+def check_lane(scan: Identification, catalog: Catalog) -> Rejection | None:
+    """The store must exist and have the lane."""
+    store = catalog.stores.get(scan.store_id)
+    if store is None:
+        return Rejection("unknown_store", f"store_id: no store {scan.store_id!r} in the catalog")
+    if scan.lane > store.lanes:
+        return Rejection(
+            "unknown_lane",
+            f"lane: store {scan.store_id!r} has lanes 1 to {store.lanes} (got {scan.lane})",
+        )
+    return None
+
+
+def event_model(item: object) -> type[Interaction] | type[Identification]:
+    """Which record an event's JSON is: a loyalty scan, or an interaction."""
+    scan = isinstance(item, dict) and item.get("type") == IDENTIFY
+    return Identification if scan else Interaction
+
+
+def check_event(event: Interaction | Identification, catalog: Catalog) -> Rejection | None:
+    """What the catalog says of an event: its offer, store and lane must exist."""
+    if isinstance(event, Identification):
+        return check_lane(event, catalog)
+    return check_known(event, catalog)
+
+
+def says_identify(raw: bytes) -> bool:
+    """Whether a record an `Interaction` refused is a loyalty scan (read again only then,
+    so the interactions' path stays one parse)."""
+    try:
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return False
+    return event_model(data) is Identification
+
+
+def decode_event(raw: bytes, catalog: Catalog) -> Interaction | Identification | Rejection:
+    """Parse and validate one record of tailor.interactions: an interaction, or a scan."""
+    got = decode_interaction(raw, catalog)
+    if not isinstance(got, Rejection) or not says_identify(raw):
+        return got
+    try:
+        scan = Identification.model_validate_json(raw)
+    except ValidationError as exc:
+        return explain(exc)
+    return check_lane(scan, catalog) or scan
 
 
 def decode_store_context(raw: bytes, catalog: Catalog) -> StoreContext | Rejection:

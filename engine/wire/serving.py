@@ -5,6 +5,8 @@ TTL; `tailor:store:{store_id}` is the store's trending and context snapshot, whi
 decisions on every worker read; `tailor:popular:{store_id}` holds each store's yes-answers
 per offer (absolute totals, so a rewrite is idempotent) and `tailor:popular` their union
 across every worker, the fallback for a customer with no store.
+`tailor:lane:{store_id}:{lane}` is a lane's personal board while a loyalty scan is active
+(`lane_board`: the scanned customer's offers, without their id), expiring when it ends.
 """
 
 from __future__ import annotations
@@ -21,6 +23,11 @@ OFFERS_KEY = "tailor:offers:"
 BOARD_KEY = "tailor:board:"
 STORE_KEY = "tailor:store:"
 POPULAR_KEY = "tailor:popular"
+LANE_KEY = "tailor:lane:"
+# What a lane's personal board keeps of the customer's decision: nothing that names them,
+# nor when or where they were before (their decision is made at this store as scanned).
+LANE_CONTEXT = ("daypart", "weather", "temperature_c", "queue_length")
+LANE_OFFER = ("offer_id", "name", "price", "category", "score", "p_yes", "propensity", "reasons")
 CROWD_KEY = "tailor:crowd:"  # + app id: the crowd model's snapshot, and ":version" beside
 REDIS_OPS = ("read", "write", "delete")  # the `op` label of tailor_redis_errors_total
 
@@ -31,6 +38,37 @@ def offers_key(customer_id: str) -> str:
 
 def board_key(store_id: str) -> str:
     return BOARD_KEY + store_id
+
+
+def lane_key(store_id: str, lane: int) -> str:
+    return f"{LANE_KEY}{store_id}:{lane}"
+
+
+def lane_board(decision: dict[str, Any], lane: int, until: float) -> dict[str, Any]:
+    """A lane's personal board from the scanned customer's decision at its store: its
+    offers and the store's context, personal until `until` (epoch seconds); no customer id.
+
+    >>> d = {"decision_id": "d-1", "policy": "engine-v1", "customer_id": "c-1", "answers": 4,
+    ...      "store_id": "s-1", "created_at": 9.0, "context": {"daypart": "lunch", "queue": 2},
+    ...      "offers": [{"offer_id": "fries", "score": 1.0, "reasons": [], "slot": 0}]}
+    >>> lane_board(d, 2, 99.0)  # doctest: +NORMALIZE_WHITESPACE
+    {'decision_id': 'd-1', 'policy': 'engine-v1', 'store_id': 's-1', 'lane': 2,
+     'until': 99.0, 'context': {'daypart': 'lunch'},
+     'offers': [{'offer_id': 'fries', 'score': 1.0, 'reasons': []}]}
+    """
+    context = decision.get("context") or {}
+    return {
+        "decision_id": decision["decision_id"],
+        "policy": decision.get("policy"),
+        "store_id": decision.get("store_id"),
+        "lane": lane,
+        "until": until,
+        "context": {name: context[name] for name in LANE_CONTEXT if name in context},
+        "offers": [
+            {name: offer[name] for name in LANE_OFFER if name in offer}
+            for offer in decision.get("offers", [])
+        ],
+    }
 
 
 class Serving:
@@ -67,8 +105,10 @@ class Serving:
         store_states: Mapping[str, dict[str, Any]] = {},
         popular: Mapping[str, Mapping[str, float]] = {},
         popular_scopes: Sequence[str] = (),
+        lanes: Mapping[tuple[str, int], dict[str, Any]] = {},
     ) -> None:
-        """Write decisions, boards, store snapshots and popularity in one round trip."""
+        """Write decisions, boards, store snapshots, popularity and lanes' personal boards
+        (each expiring at its own `until`, the same on a rewrite) in one round trip."""
         pipe = self.client.pipeline(transaction=False)
         for customer_id, decision in offers.items():
             pipe.set(offers_key(customer_id), orjson.dumps(decision), ex=self.offers_ttl_s)
@@ -80,6 +120,9 @@ class Serving:
             pipe.zadd(POPULAR_KEY + ":" + scope, dict(totals))
         if popular and popular_scopes:
             pipe.zunionstore(POPULAR_KEY, [POPULAR_KEY + ":" + s for s in popular_scopes])
+        for (store_id, lane), board in lanes.items():
+            until_ms = int(board["until"] * 1000)
+            pipe.set(lane_key(store_id, lane), orjson.dumps(board), pxat=until_ms)
         try:
             await pipe.execute()
         except Exception:
@@ -113,6 +156,10 @@ class Serving:
 
     async def board(self, store_id: str) -> dict[str, Any] | None:
         return await self._get(board_key(store_id))
+
+    async def lane(self, store_id: str, lane: int) -> dict[str, Any] | None:
+        """The lane's personal board, while a scan is active."""
+        return await self._get(lane_key(store_id, lane))
 
     async def store_states(self, store_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
         """Trending and context snapshots of these stores, in one round trip."""

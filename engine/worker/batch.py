@@ -50,6 +50,8 @@ class Batch:
         self.sends: list[Outgoing] = []
         self.refused: list[tuple[EventT[bytes], Rejection]] = []
         self.records: dict[str, EventT[bytes]] = {}  # the last record of each customer
+        # Lanes a loyalty scan made personal: (store, lane) -> (customer, until epoch s).
+        self.lanes: dict[tuple[str, int], tuple[str, float]] = {}
 
     def record(self, customer_id: str, event: EventT[bytes]) -> None:
         self.records[customer_id] = event

@@ -2,7 +2,9 @@
 
 Stream stage: tailor.interactions (key customer) ─► validate ─► learn ─► decide ─►
 Redis tailor:offers:{customer} + tailor.decisions; refused events ─► tailor.dead-letter;
-yes-answers ─► tailor.store-answers (key store) for trending.
+yes-answers ─► tailor.store-answers (key store) for trending. A loyalty scan (`identify`)
+teaches nothing: its customer is decided for at the scan's store, and that decision goes
+to Redis tailor:lane:{store}:{lane} too, until TAILOR_LANE_PERSONAL_S after the scan.
 
 Questions and answers are joined in the customer's state: an impression opens a question
 on an offer; a click or purchase is a yes (and a soft no to the other offers asked with
@@ -32,7 +34,8 @@ import orjson
 from faust.types import EventT
 
 from engine.wire import metrics
-from engine.wire.events import Interaction, Rejection, check_time, decode_interaction
+from engine.wire.events import Identification, Interaction, Rejection, check_time, decode_event
+from engine.wire.serving import lane_board
 from engine.wire.topics import INTERACTIONS
 from engine.worker.app import Worker
 from engine.worker.batch import Batch, Outgoing, written_as
@@ -51,7 +54,9 @@ from models.trending import Trending
 log = logging.getLogger("tailor.interactions")
 
 
-def context_of(catalog: Catalog, event: Interaction, store_state: dict[str, Any] | None) -> Context:
+def context_of(
+    catalog: Catalog, event: Interaction | Identification, store_state: dict[str, Any] | None
+) -> Context:
     """The touchpoint's context: what the event says, else what its store last told us."""
     store = catalog.stores.get(event.store_id or "")
     known = situation_of(store_state)
@@ -74,13 +79,13 @@ def context_of(catalog: Catalog, event: Interaction, store_state: dict[str, Any]
     )
 
 
-def read(w: Worker, event: EventT[bytes]) -> Interaction | Command | Rejection:
+def read(w: Worker, event: EventT[bytes]) -> Interaction | Identification | Command | Rejection:
     """What a record of tailor.interactions is: an event, a command, or refused and why."""
     command_or_refusal = command_of(event)
     if command_or_refusal is not None:
         return command_or_refusal
     key = event.message.key
-    decoded = decode_interaction(event.value, w.catalog)
+    decoded = decode_event(event.value, w.catalog)
     if isinstance(decoded, Rejection):
         return decoded
     if key is not None and key != decoded.customer_id.encode():
@@ -105,7 +110,7 @@ async def process(w: Worker, events: Sequence[EventT[bytes]]) -> None:
     batch = Batch(w.customers, w.live_models())
     # Events and commands in arrival order; a command is kept in line so it applies to
     # what came before it and not after.
-    items: list[tuple[Interaction | Command, EventT[bytes]]] = []
+    items: list[tuple[Interaction | Identification | Command, EventT[bytes]]] = []
     for event in events:
         try:
             item = read(w, event)
@@ -115,7 +120,7 @@ async def process(w: Worker, events: Sequence[EventT[bytes]]) -> None:
             batch.refused.append((event, item))
         else:
             items.append((item, event))
-    store_ids = sorted({e.store_id for e, _ in items if isinstance(e, Interaction) and e.store_id})
+    store_ids = sorted({e.store_id for e, _ in items if not isinstance(e, Command) and e.store_id})
     store_states = await w.health.retry("redis", lambda: w.serving().store_states(store_ids))
     trending: dict[str, Trending] = {s: trending_of(w, store_states.get(s)) for s in store_ids}
     await w.health.retry("kafka", w.changelogs_known)
@@ -135,7 +140,8 @@ async def process(w: Worker, events: Sequence[EventT[bytes]]) -> None:
                 before = batch.pending_before.get(cid, {})
                 remember(w, cid, batch.models[cid], batch.latest[cid][0], before, batch.lag)
     w.keep_live({c: batch.models[c] for c in batch.changed}, batch.forgotten, generation)
-    await w.health.retry("redis", lambda: w.serving().write(offers=decisions))
+    lanes = lane_boards(batch, decisions, time.time())
+    await w.health.retry("redis", lambda: w.serving().write(offers=decisions, lanes=lanes))
     # After the writes, so nothing of a forgotten customer survives them.
     await w.health.retry("redis", lambda: w.serving().forget(sorted(batch.forgotten)))
     written = time.time()
@@ -158,7 +164,7 @@ async def process(w: Worker, events: Sequence[EventT[bytes]]) -> None:
 def apply(
     w: Worker,
     batch: Batch,
-    item: Interaction | Command,
+    item: Interaction | Identification | Command,
     event: EventT[bytes],
     store_states: dict[str, dict[str, Any]],
     trending: dict[str, Trending],
@@ -173,7 +179,9 @@ def apply(
         # Delivered again after a crash or rebalance: learned already, but the effects
         # downstream may have been lost with the crash; they are idempotent, so resend.
         metrics.DUPLICATES.labels("replayed").inc()
-        if isinstance(item, Interaction):
+        if isinstance(item, Identification):
+            identified(w, batch, item, at, store_states)  # the lane too, as it was
+        elif isinstance(item, Interaction):
             ctx = context_of(w.catalog, item, store_states.get(item.store_id or ""))
             if model.first_seen_at(item.event_id) == msg.offset:
                 answered(w, batch, item, ctx, msg.partition, msg.offset)
@@ -186,6 +194,9 @@ def apply(
         return
     if isinstance(item, Command):
         run_command(w, batch, item, model, at)
+    elif isinstance(item, Identification):
+        identified(w, batch, item, at, store_states)
+        metrics.EVENTS.labels(item.type, "identification").inc()
     else:
         learn(w, batch, item, model, at, (msg.partition, msg.offset), store_states, trending)
     if owner in batch.models:  # not forgotten by it
@@ -241,6 +252,37 @@ def learn(
             answered(w, batch, got, ctx, *source)
     metrics.EVENTS.labels(got.type, "question" if answer is None else "answer").inc()
     batch.touch(cid, ctx, got.event_id, now)
+
+
+def identified(
+    w: Worker,
+    batch: Batch,
+    scan: Identification,
+    now: float,
+    store_states: dict[str, dict[str, Any]],
+) -> None:
+    """A loyalty scan: no question and no answer, so the customer's model learns nothing;
+    they are decided for at the scan's store now, and the lane shows that decision until
+    TAILOR_LANE_PERSONAL_S after the scan (its own time, never ahead of arrival `now`), the
+    same end however often the record is applied."""
+    ctx = context_of(w.catalog, scan, store_states.get(scan.store_id))
+    until = min(scan.ts.timestamp(), now) + w.settings.lane_personal_s
+    batch.lanes[(scan.store_id, scan.lane)] = (scan.customer_id, until)
+    batch.touch(scan.customer_id, ctx, scan.event_id, now)
+
+
+def lane_boards(
+    batch: Batch, decisions: dict[str, dict[str, Any]], now: float
+) -> dict[tuple[str, int], dict[str, Any]]:
+    """Each scanned lane's personal board: its customer's decision of this batch, if made at
+    the lane's store (a later event elsewhere moved it: the lane keeps the store board) and
+    the scan is still current."""
+    boards = {}
+    for (store_id, lane), (cid, until) in batch.lanes.items():
+        decision = decisions.get(cid)
+        if decision is not None and decision.get("store_id") == store_id and until > now:
+            boards[(store_id, lane)] = lane_board(decision, lane, until)
+    return boards
 
 
 def answered(

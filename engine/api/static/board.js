@@ -177,9 +177,19 @@
     return node;
   }
 
+  // A lane's board while a loyalty scan there is current: the customer's offers, with a cue
+  // that names no one. The answer carries no customer id, and the page shows none.
+  function renderPersonal(data) {
+    const personal = data.personal === true;
+    board.setAttribute("data-personal", String(personal));
+    field("personal").hidden = !personal;
+    return personal && isNumber(data.remaining_s) ? data.remaining_s * 1000 : null;
+  }
+
   function render(data) {
     const ctx = data && typeof data.context === "object" && data.context ? data.context : {};
     renderHeader(data, ctx);
+    const personalMs = renderPersonal(data);
     const offers = Array.isArray(data.offers) ? data.offers.slice(0, tileCount) : [];
     if (String(data.decision_id) !== cfg.decisionId) {
       const tiles = offers.map((offer, i) => tile(offer, i + 1));
@@ -187,6 +197,7 @@
       field("tiles").replaceChildren(...tiles);
       board.setAttribute("data-decision-id", String(data.decision_id));
     }
+    return personalMs;
   }
 
   function setStatus(status, text) {
@@ -197,6 +208,7 @@
   async function poll() {
     const abort = new AbortController();
     const timer = setTimeout(() => abort.abort(), Math.max(everyMs, 5000));
+    let nextMs = everyMs;
     try {
       const response = await fetch(cfg.boardUrl, {
         cache: "no-store",
@@ -204,7 +216,9 @@
         signal: abort.signal,
       });
       if (response.ok) {
-        render(await response.json());
+        const personalMs = render(await response.json());
+        // Back to the store board as soon as the lane's scan ends, not up to a poll later.
+        if (personalMs !== null) nextMs = Math.min(everyMs, Math.max(250, personalMs + 100));
         setStatus("live", "Live");
         field("updated").textContent = `Updated ${new Date().toLocaleTimeString()}`;
       } else if (response.status === 404) {
@@ -218,7 +232,7 @@
       setStatus("waiting", "waiting for the kitchen\u2026");
     } finally {
       clearTimeout(timer);
-      setTimeout(poll, everyMs);
+      setTimeout(poll, nextMs);
     }
   }
 
