@@ -16,6 +16,7 @@ from pydantic import Field, SecretStr, ValidationError, field_validator, model_v
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from config.api_keys import ApiKey, parse_keys
+from models.policy import PolicyConfig
 
 SECRET_SETTINGS = {"api_keys", "token_secret"}  # never echoed in an error
 MIN_TOKEN_SECRET = 32  # characters: HS256 wants a key of at least its 256 bits
@@ -241,6 +242,16 @@ class Settings(BaseSettings):
     @property
     def prometheus(self) -> str:
         return (self.prometheus_url or f"http://127.0.0.1:{self.prometheus_port}").rstrip("/")
+
+    @property
+    def policy(self) -> PolicyConfig:
+        """The rules decisions follow, the same in the worker and at request time."""
+        return PolicyConfig(
+            k=self.offers_per_decision,
+            explore_rate=self.explore_rate,
+            value=self.value,
+            frequency_cap=self.frequency_cap,
+        )
 
 
 @lru_cache(maxsize=1)

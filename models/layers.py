@@ -12,11 +12,11 @@ context's candidate pool; each a few numpy operations over the menu.
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from models.candidates import Pool, context_key
+from models.candidates import CANDIDATES_ABOVE, Pool, context_key
 from models.context import Context
 from models.customer import CustomerModel
 from models.decision import ENGINE
@@ -25,6 +25,7 @@ from models.policy import PolicyConfig
 from models.residual import Vector, clip, relogit_v, sigmoid_v
 from models.scoring import Menu, prior_logits
 from models.shared import Index, Lesson, SharedModel, choice_scope
+from models.shelf import GOES_KEPT, NO_CHANNEL, Shelf, Taste
 from models.trending import Trending, scopes_for
 
 
@@ -172,3 +173,71 @@ class Layers:
                 self._pools.clear()
             pool = self._pools[key] = Pool.of(score, self.shared.answers, version, now)
         return pool
+
+    # --- the parts of a request-time decision (`models.shelf`) -------------------------
+
+    def shelf(
+        self,
+        ctx: Context,
+        trending: Trending | None,
+        now: float,
+        stock_out: Collection[str] = (),
+        channels: Sequence[str] = (),
+    ) -> Shelf:
+        """The store's (`ctx.store_id`) offers now for everyone, on each of `channels` and
+        on none: what `tailor` adds a customer's taste to. A large menu keeps the
+        context's pool (the crowd's best), not every offer."""
+        menu, rows = self._menu(ctx.store_id, ctx.daypart)
+        excluded = {menu.position[o] for o in stock_out if o in menu.position}
+        keep = np.ones(len(menu), dtype=bool)
+        if len(menu) > CANDIDATES_ABOVE:
+            keep[:] = False
+            keep[self._pool(ctx.store_id, menu, rows, ctx, trending, now).top] = True
+        if excluded:
+            keep[list(excluded)] = False
+        at = np.flatnonzero(keep)
+        lift = self._lift(menu, at, ctx, trending, now, excluded)
+        z = {}
+        for channel in (NO_CHANNEL, *channels) if self.cfg.shared else (NO_CHANNEL,):
+            where = replace(ctx, channel=channel or None)
+            logits = prior_logits(menu, at, where, lift, self.cfg.policy)
+            if self.cfg.shared:
+                part = self.shared.crowd_part(
+                    rows, at, menu.category_of[at], menu.tag_index[at], where
+                )
+                logits = relogit_v(logits + part)
+            z[channel] = logits
+        popularity = None
+        if self.cfg.shared and self.shared.together.clock:
+            popularity = self._together(menu, ctx, None)[at]
+        on_shelf = Menu.of(tuple(menu.offers[i] for i in at), self.cfg.policy)
+        return Shelf(
+            self.cfg.name, replace(ctx, channel=None), on_shelf, z, lift, popularity,
+            self.cfg.personal, now,
+        )  # fmt: skip
+
+    def taste(self, customer: CustomerModel, now: float) -> Taste:
+        """What is the customer's own in a decision, wherever it is asked for: their
+        residual (if 1-1), the offers the frequency cap rests now and until when, and
+        (if 1-1) the lift of what goes with their recent choices, the strongest kept."""
+        cfg = self.cfg.policy
+        capped = {
+            o: last + cfg.frequency_cap_period_s
+            for o, (count, last) in customer.unanswered.items()
+            if customer.times_unanswered(o, now, cfg.frequency_cap_period_s) >= cfg.frequency_cap
+        }
+        personal = self.cfg.personal
+        goes: dict[str, float] = {}
+        together = self.shared.together
+        if personal and self.cfg.shared and together.clock and customer.recent:
+            offers = [o for o in self.catalog.offers if o in together.index]
+            if len(offers) > CANDIDATES_ABOVE:  # a large catalog: only the recent's partners
+                rows = [together.index[o] for o in customer.recent if o in together.index]
+                near = {int(j) for r in rows[-together.history :] for j in together._row(r)[0]}
+                offers = [together.ids[j] for j in sorted(near)]
+            lifts = together.goes_weight * together.goes_with(
+                together.positions(offers), customer.recent
+            )
+            strongest = np.argsort(-np.abs(lifts))[:GOES_KEPT]
+            goes = {offers[i]: float(lifts[i]) for i in strongest if lifts[i] != 0.0}
+        return Taste(self.cfg.name, customer if personal else None, capped, goes)

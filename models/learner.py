@@ -51,12 +51,11 @@ from models.policy import (
     YOU_OFTEN_BUY,
     Estimate,
     RankedOffer,
-    choose,
     prior,
-    reasons,
 )
 from models.residual import logit, sigmoid
 from models.shared import Lesson, choice_scope
+from models.shelf import pick
 from models.trending import Trending, scopes_for
 
 __all__ = ["PASSED_OVER", "Learner", "LearnerConfig"]
@@ -277,19 +276,8 @@ class Learner(Layers):
             return []
         lift = self._lift(menu, at, ctx, trending, now, excluded)
         p, score = self._scores(menu, rows, at, ctx, customer, lift)
-        order = np.argsort(-score, kind="stable")  # ties keep catalog order
-        ranked = at[order]
-        picks = choose(menu.category_of[ranked].tolist(), rng, cfg)
-        out = []
-        for j, propensity, greedy in picks:
-            i = int(order[j])
-            offer = menu.offers[int(at[i])]
-            affinity = customer.affinity(offer) if customer and self.cfg.personal else 0.0
-            why = reasons(
-                offer, ctx, 1.0 if lift is None else float(lift[i]), affinity, greedy, cfg
-            )
-            out.append(RankedOffer(offer.offer_id, float(score[i]), float(p[i]), propensity, why))
-        return out
+        who = customer if customer is not None and self.cfg.personal else None
+        return pick(menu, at, p, score, lift, ctx, who, rng, cfg)
 
     def board(
         self,

@@ -33,12 +33,14 @@ from engine.api.auth import ADMIN, INGEST, Access, Caller
 from engine.api.errors import answers
 from engine.api.gatekeeper import Gatekeeper
 from engine.api.health import PROBE_TIMEOUT_S, CachedProbe, Health
+from engine.api.offers import Offers
 from engine.api.ops_page import install as install_ops
 from engine.api.producer import KafkaUnavailable, Producer, Record
 from engine.api.served import ServedLog
 from engine.wire import metrics
 from engine.wire.events import (
     ID_RULE,
+    Channel,
     ContextUpdate,
     Identification,
     Interaction,
@@ -142,6 +144,7 @@ def create_app(settings: Settings) -> FastAPI:
     serving = Serving(redis_client(settings.redis), settings.offers_ttl_s, settings.board_ttl_s)
     producer = Producer(settings)
     served = ServedLog(producer)
+    offers = Offers(catalog, serving, settings.policy)
     redis_probe = CachedProbe(serving.ping)
     kafka_probe = CachedProbe(lambda: producer.probe(PROBE_TIMEOUT_S))
 
@@ -236,29 +239,16 @@ def create_app(settings: Settings) -> FastAPI:
     async def customer_offers(
         customer_id: Annotated[str, Depends(customer_path)],
         store_id: str | None = None,
-        channel: str | None = None,
+        channel: Channel | None = None,
         k: Annotated[int, Query(ge=1, le=50)] = settings.offers_per_decision,
     ) -> Response:
-        """The customer's own decision, else the store's board, else the global favourites;
-        without the customer's history (no last visit's time, store or answer count)."""
+        """The customer's offers at `store_id` now (else where they last were), for
+        `channel`: their own model on the store's current menu, weather, daypart, queue and
+        trending; else the store's board, else the global favourites. Never the customer's
+        history (no last visit's time, store or answer count)."""
         if store_id is not None:
             known_store(path_id("store_id", store_id))
-        decision = await serving.customer_offers(customer_id)
-        source = "customer"
-        if decision is None and store_id is not None:
-            decision, source = await serving.board(store_id), "store"
-        if decision is None:
-            source = "global"
-            ranked = list(await serving.popular(k))
-            popular = {o for o, _ in ranked}
-            ranked += [(o, 0.0) for o in catalog.offers if o not in popular]
-            decision = {
-                "decision_id": "g-" + uuid.uuid4().hex,
-                "offers": [
-                    {"offer_id": o, "score": round(s, 4), "reasons": ["popular" if s else "menu"]}
-                    for o, s in ranked[:k]
-                ],
-            }
+        decision, source = await offers.lookup(customer_id, store_id, channel, k)
         kind = {"customer": "customer", "store": "board"}.get(source, "global")
         served.note(decision, kind, k, customer_id if kind == "customer" else str(store_id))
         return _json(public.customer_offers(decision, customer_id, source, store_id, channel, k))

@@ -65,6 +65,12 @@ SESSIONS_MERGED = Counter(
 )
 FORGOTTEN = Counter("tailor_customers_forgotten", "Customers whose model the worker deleted")
 API_EVENTS = Counter("tailor_api_events", "Events accepted or refused by the API", ["outcome"])
+OFFERS_SOURCE = Counter(
+    "tailor_api_offers",
+    "Customer offers served, by source: tailored at request time, the stored decision "
+    "(no shelf for the store yet, or an unreadable one), the store's board, global favourites",
+    ["source"],
+)
 
 
 def totals(metrics_text: str) -> dict[str, float]:

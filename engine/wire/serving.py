@@ -1,10 +1,13 @@
 """Redis, the serving store: decisions written by the worker, read by the API.
 
 Keys: `tailor:offers:{customer_id}` and `tailor:board:{store_id}` hold decision JSON with a
-TTL; `tailor:store:{store_id}` is the store's trending and context snapshot, which customer
-decisions on every worker read; `tailor:popular:{store_id}` holds each store's yes-answers
-per offer (absolute totals, so a rewrite is idempotent) and `tailor:popular` their union
-across every worker, the fallback for a customer with no store.
+TTL, a customer's with their `taste` beside it, and `tailor:shelf:{store_id}` the store's
+shelf per policy: from these two the API tailors a customer's offers at request time, for
+the store and channel asked (`models.shelf`). `tailor:store:{store_id}` is the store's
+trending and context snapshot, which customer decisions on every worker read;
+`tailor:popular:{store_id}` holds each store's yes-answers per offer (absolute totals, so
+a rewrite is idempotent) and `tailor:popular` their union across every worker, the
+fallback for a customer with no store.
 `tailor:lane:{store_id}:{lane}` is a lane's personal board while a loyalty scan is active
 (`lane_board`: the scanned customer's offers, without their id), expiring when it ends.
 """
@@ -24,6 +27,7 @@ BOARD_KEY = "tailor:board:"
 STORE_KEY = "tailor:store:"
 POPULAR_KEY = "tailor:popular"
 LANE_KEY = "tailor:lane:"
+SHELF_KEY = "tailor:shelf:"
 # What a lane's personal board keeps of the customer's decision: nothing that names them,
 # nor when or where they were before (their decision is made at this store as scanned).
 LANE_CONTEXT = ("daypart", "weather", "temperature_c", "queue_length")
@@ -38,6 +42,10 @@ def offers_key(customer_id: str) -> str:
 
 def board_key(store_id: str) -> str:
     return BOARD_KEY + store_id
+
+
+def shelf_key(store_id: str) -> str:
+    return SHELF_KEY + store_id
 
 
 def lane_key(store_id: str, lane: int) -> str:
@@ -106,12 +114,19 @@ class Serving:
         popular: Mapping[str, Mapping[str, float]] = {},
         popular_scopes: Sequence[str] = (),
         lanes: Mapping[tuple[str, int], dict[str, Any]] = {},
+        shelves: Mapping[str, dict[str, Any]] = {},
+        tastes: Mapping[str, dict[str, Any]] = {},
     ) -> None:
-        """Write decisions, boards, store snapshots, popularity and lanes' personal boards
-        (each expiring at its own `until`, the same on a rewrite) in one round trip."""
+        """Write decisions (with each customer's taste beside, if given), boards, shelves,
+        store snapshots, popularity and lanes' personal boards (each expiring at its own
+        `until`, the same on a rewrite) in one round trip."""
         pipe = self.client.pipeline(transaction=False)
         for customer_id, decision in offers.items():
+            if customer_id in tastes:
+                decision = {**decision, "taste": tastes[customer_id]}
             pipe.set(offers_key(customer_id), orjson.dumps(decision), ex=self.offers_ttl_s)
+        for store_id, shelf in shelves.items():
+            pipe.set(shelf_key(store_id), orjson.dumps(shelf), ex=self.board_ttl_s)
         for store_id, board in boards.items():
             pipe.set(board_key(store_id), orjson.dumps(board), ex=self.board_ttl_s)
         for store_id, state in store_states.items():
@@ -153,6 +168,25 @@ class Serving:
 
     async def customer_offers(self, customer_id: str) -> dict[str, Any] | None:
         return await self._get(offers_key(customer_id))
+
+    async def customer_and_shelf(
+        self, customer_id: str, store_id: str | None
+    ) -> tuple[dict[str, Any] | None, bytes | None]:
+        """The customer's record (decision and taste) and the raw shelf of the store, or
+        of the store their decision was made at when none is asked for: one round trip
+        when the store is known."""
+        try:
+            if store_id is None:
+                raw = await self.client.get(offers_key(customer_id))
+                record = orjson.loads(raw) if raw else None
+                store_id = (record or {}).get("store_id")
+                shelf = await self.client.get(shelf_key(store_id)) if store_id else None
+                return record, cast(bytes | None, shelf)
+            raw, shelf = await self.client.mget([offers_key(customer_id), shelf_key(store_id)])
+        except Exception:
+            metrics.REDIS_ERRORS.labels("read").inc()
+            raise
+        return (orjson.loads(raw) if raw else None), cast(bytes | None, shelf)
 
     async def board(self, store_id: str) -> dict[str, Any] | None:
         return await self._get(board_key(store_id))

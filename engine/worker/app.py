@@ -34,7 +34,6 @@ from models.decision import CONTROL
 from models.holdout import Group, group_of
 from models.learner import Learner, LearnerConfig
 from models.offer import Catalog
-from models.policy import PolicyConfig
 
 
 @dataclass
@@ -134,12 +133,7 @@ def build(settings: Settings) -> Worker:
     from engine.worker import crowd, interactions, questions, stores  # they install onto the app
 
     catalog = load_catalog(settings.catalog)
-    policy = PolicyConfig(
-        k=settings.offers_per_decision,
-        explore_rate=settings.explore_rate,
-        value=settings.value,
-        frequency_cap=settings.frequency_cap,
-    )
+    policy = settings.policy
     # The crowd is learned by one owner from every worker's lessons (`crowd`); this
     # learner keeps its lessons for it and decides with the crowd read back from Redis.
     learner = Learner(

@@ -44,7 +44,7 @@ from engine.worker.crowd import lessons_out
 from engine.worker.dead_letter import dead_letter_record
 from engine.worker.questions import remember
 from engine.worker.sequence import Sequencer, watch
-from engine.worker.stores import NO_STORE, situation_of, trending_of
+from engine.worker.stores import NO_STORE, introductions, situation_of, trending_of
 from models.answer import STRENGTH, answer_of
 from models.context import Context, daypart_at
 from models.customer import CustomerModel
@@ -123,6 +123,7 @@ async def process(w: Worker, events: Sequence[EventT[bytes]]) -> None:
     store_ids = sorted({e.store_id for e, _ in items if not isinstance(e, Command) and e.store_id})
     store_states = await w.health.retry("redis", lambda: w.serving().store_states(store_ids))
     trending: dict[str, Trending] = {s: trending_of(w, store_states.get(s)) for s in store_ids}
+    batch.sends += introductions(w, store_ids, store_states)
     await w.health.retry("kafka", w.changelogs_known)
 
     for item, event in items:
@@ -132,7 +133,7 @@ async def process(w: Worker, events: Sequence[EventT[bytes]]) -> None:
             log.exception("could not apply %s", event.message.offset)
             batch.refused.append((event, Rejection("processing_error", f"{exc!r}")))
 
-    decisions = decide(w, batch, store_states, trending)
+    decisions, tastes = decide(w, batch, store_states, trending)
     for cid in batch.changed:
         with written_as(batch.records.get(cid)):
             w.customers[cid] = batch.models[cid].to_state()
@@ -141,7 +142,9 @@ async def process(w: Worker, events: Sequence[EventT[bytes]]) -> None:
                 remember(w, cid, batch.models[cid], batch.latest[cid][0], before, batch.lag)
     w.keep_live({c: batch.models[c] for c in batch.changed}, batch.forgotten, generation)
     lanes = lane_boards(batch, decisions, time.time())
-    await w.health.retry("redis", lambda: w.serving().write(offers=decisions, lanes=lanes))
+    await w.health.retry(
+        "redis", lambda: w.serving().write(offers=decisions, lanes=lanes, tastes=tastes)
+    )
     # After the writes, so nothing of a forgotten customer survives them.
     await w.health.retry("redis", lambda: w.serving().forget(sorted(batch.forgotten)))
     written = time.time()
@@ -308,15 +311,18 @@ def decide(
     batch: Batch,
     store_states: dict[str, dict[str, Any]],
     trending: dict[str, Trending],
-) -> dict[str, dict[str, Any]]:
-    """A new decision for every customer the batch touched, each in their latest context."""
+) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]]]:
+    """A new decision for every customer the batch touched, each in their latest context,
+    and their taste: what the API tailors their offers from wherever they are asked for."""
     decisions: dict[str, dict[str, Any]] = {}
+    tastes: dict[str, dict[str, Any]] = {}
     now = time.time()
     for cid, (ctx, event_id) in batch.latest.items():
         model = batch.model(cid)
         store = ctx.store_id or ""
+        learner = w.decider(cid)[1]
         try:
-            decision = w.decider(cid)[1].decide_for(
+            decision = learner.decide_for(
                 cid,
                 model,
                 ctx.store_id,
@@ -336,7 +342,8 @@ def decide(
             "channel": ctx.channel,
             "event_id": event_id,
         }
-    return decisions
+        tastes[cid] = learner.taste(model, now).as_json()
+    return decisions, tastes
 
 
 def install(w: Worker) -> None:

@@ -10,17 +10,19 @@ from __future__ import annotations
 
 import time
 import uuid
-from typing import Any
+from collections.abc import Iterable, Mapping
+from dataclasses import replace
+from typing import Any, get_args
 
 import faust
 import orjson
 from faust.types import EventT
 
 from engine.wire import metrics
-from engine.wire.events import Rejection, decode_store_context
+from engine.wire.events import Channel, Rejection, StoreContext, decode_store_context
 from engine.wire.topics import STORE_ANSWERS
 from engine.worker.app import Worker
-from engine.worker.batch import written_as
+from engine.worker.batch import Outgoing, written_as
 from engine.worker.dead_letter import dead_letter_record
 from engine.worker.sequence import Sequencer, watch
 from models.answer import STRENGTH
@@ -30,6 +32,7 @@ from models.trending import Trending, scopes_for
 NO_STORE = "-"  # the key of yes-answers given outside any store (popularity only)
 
 BOARD_REFRESH_S = 30.0
+CHANNELS: tuple[str, ...] = get_args(Channel)
 
 
 def trending_of(w: Worker, state: dict[str, Any] | None) -> Trending:
@@ -42,27 +45,56 @@ def situation_of(state: dict[str, Any] | None) -> dict[str, Any]:
     return situation
 
 
-def board_for(w: Worker, store_id: str, state: dict[str, Any] | None, now: float) -> dict[str, Any]:
-    store = w.catalog.stores[store_id]
+def context_now(w: Worker, store_id: str, state: dict[str, Any] | None, now: float) -> Context:
+    """The store's context now: its daypart by its clock, its latest weather and queue."""
     situation = situation_of(state)
-    ctx = Context(
-        daypart=daypart_at(now, store.utc_offset_h),
+    return Context(
+        daypart=daypart_at(now, w.catalog.stores[store_id].utc_offset_h),
         weather=situation.get("weather"),
         temperature_c=situation.get("temperature_c"),
         queue_length=situation.get("queue_length"),
-        channel="drive_thru",
         store_id=store_id,
     )
+
+
+def board_for(w: Worker, store_id: str, state: dict[str, Any] | None, now: float) -> dict[str, Any]:
     decision = w.learner.board(
         store_id,
-        ctx,
+        replace(context_now(w, store_id, state, now), channel="drive_thru"),
         trending_of(w, state),
         now,
         w.rng,
         "b-" + uuid.uuid4().hex,
-        stock_out=situation.get("stock_out", ()),
+        stock_out=situation_of(state).get("stock_out", ()),
     )
-    return {**decision.as_json(w.catalog), "store_name": store.name}
+    return {**decision.as_json(w.catalog), "store_name": w.catalog.stores[store_id].name}
+
+
+def shelves_for(
+    w: Worker, store_id: str, state: dict[str, Any] | None, now: float
+) -> dict[str, Any]:
+    """The store's shelf for each policy (`models.shelf`): what the API tailors a
+    customer's offers from at request time, for any channel."""
+    ctx, trending = context_now(w, store_id, state, now), trending_of(w, state)
+    stock_out = situation_of(state).get("stock_out", ())
+    return {
+        "store_id": store_id,
+        "shelves": {
+            learner.cfg.name: learner.shelf(ctx, trending, now, stock_out, CHANNELS).as_json()
+            for learner in (w.learner, w.control)
+        },
+    }
+
+
+def introductions(w: Worker, store_ids: Iterable[str], states: Mapping[str, Any]) -> list[Outgoing]:
+    """An empty context update for each known store with no snapshot yet, so the worker
+    that owns it starts its state and publishes its board and shelf: a store nobody has
+    told anything still has a menu to show and to tailor from."""
+    return [
+        Outgoing(w.store_context_topic, s, StoreContext(store_id=s).model_dump_json().encode())
+        for s in store_ids
+        if s in w.catalog.stores and s not in states
+    ]
 
 
 async def publish(w: Worker, store_ids: set[str]) -> None:
@@ -74,6 +106,7 @@ async def publish(w: Worker, store_ids: set[str]) -> None:
         "redis",
         lambda: w.serving().write(
             boards={s: board_for(w, s, state, now) for s, state in shops.items()},
+            shelves={s: shelves_for(w, s, state, now) for s, state in shops.items()},
             store_states=shops,
             popular={s: state["popular"] for s, state in states.items() if state.get("popular")},
             popular_scopes=[*w.catalog.stores, NO_STORE],
@@ -175,10 +208,16 @@ def install(w: Worker) -> None:
             await w.durable()
 
     async def refresh_boards() -> None:
-        """Boards follow the clock when a store is quiet: dayparts turn, trending decays."""
+        """Boards follow the clock when a store is quiet: dayparts turn, trending decays;
+        a store never heard of is introduced to its owner."""
         owned = {s for s in stores.keys() if s in w.catalog.stores or s == NO_STORE}  # noqa: SIM118 - a Faust table
         if owned:
             await publish(w, owned)
+        known = await w.health.retry(
+            "redis", lambda: w.serving().store_states(list(w.catalog.stores))
+        )
+        for out in introductions(w, w.catalog.stores, known):
+            await w.send(out)
 
     watch(w.app, w.health, sequencer, STORE_ANSWERS)
 
