@@ -31,6 +31,7 @@ import re
 import shutil
 import subprocess
 import tempfile
+import time
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -39,7 +40,14 @@ from config.catalog import load_catalog
 from config.settings import Settings
 from engine.dev.processes import free_ports, start_role, stop, wait_http
 from engine.dev.stack import Stack
+from engine.wire.events import CHANNELS
 from engine.wire.serving import Serving
+from models.context import Context, daypart_at
+from models.customer import CustomerModel
+from models.decision import CONTROL
+from models.layers import LearnerConfig
+from models.learner import Learner
+from models.offer import DAYPARTS, Catalog
 
 ROUTE = "/v1/customers/{customer_id}/offers"
 WRK_SCRIPT = """
@@ -52,11 +60,42 @@ end
 _UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3}
 
 
+def tastes_and_shelves(
+    catalog: Catalog, tastes: int
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """`tastes` customers' tastes, each taught a few answers, and every store's shelves,
+    from a crowd taught a few thousand: what request-time decisions start from."""
+    rng = random.Random(1)
+    learner = Learner(catalog, LearnerConfig())
+    control = Learner(catalog, LearnerConfig(personal=False, shared=False, name=CONTROL))
+    offers = list(catalog.offers.values())
+    models = [CustomerModel() for _ in range(tastes)]
+    for n in range(3000):
+        ctx = Context(rng.choice(DAYPARTS), temperature_c=rng.uniform(0, 35), store_id="s-1")
+        who = models[n % tastes] if n < 20 * tastes else None
+        learner.answer(who, rng.choice(offers), ctx, rng.random() < 0.3, now=n, choice=True)
+    now = time.time()
+    shelves = {}
+    for store_id, store in catalog.stores.items():
+        ctx = Context(daypart_at(now, store.utc_offset_h), temperature_c=22.0, store_id=store_id)
+        shelves[store_id] = {
+            "store_id": store_id,
+            "shelves": {
+                policy.cfg.name: policy.shelf(ctx, None, now, channels=CHANNELS).as_json()
+                for policy in (learner, control)
+            },
+        }
+    return [learner.taste(m, now).as_json() for m in models], shelves
+
+
 async def write_decisions(settings: Settings, customers: int) -> int:
-    """A decision of 6 offers for each customer `c-0` .. `c-{customers - 1}`; its size."""
+    """A decision of 6 offers and a taste for each customer `c-0` .. `c-{customers - 1}`
+    and every store's shelf; the size of a customer's record."""
     catalog = load_catalog()
+    tastes, shelves = tastes_and_shelves(catalog, 50)
     serving = Serving.from_url(settings.redis, 3600, 3600)
     offers, rng, size = list(catalog.offers), random.Random(1), 0
+    await serving.write(shelves=shelves)
     for start in range(0, customers, 500):
         decisions = {
             f"c-{i}": {
@@ -70,8 +109,9 @@ async def write_decisions(settings: Settings, customers: int) -> int:
             }
             for i in range(start, min(start + 500, customers))
         }
-        size = len(json.dumps(next(iter(decisions.values()))))
-        await serving.write(offers=decisions)
+        chosen = {c: tastes[i % len(tastes)] for i, c in enumerate(decisions, start)}
+        await serving.write(offers=decisions, tastes=chosen)
+        size = len(json.dumps({**next(iter(decisions.values())), "taste": tastes[start % 50]}))
     await serving.close()
     return size
 

@@ -1,7 +1,8 @@
 """`tailor api`: the HTTP API, stateless, any number of replicas behind a load balancer.
 
 Reads decisions from Redis and produces events, store context and commands to Kafka; no
-model work. `app` builds the FastAPI app from settings (`create_app`), `auth` checks
+learning. `app` builds the FastAPI app from settings (`create_app`), `offers` tailors a
+customer's offers at request time from their taste and the store's shelf, `auth` checks
 write keys, `gatekeeper` limits bodies, answers a bug with a JSON 500 and records request
 metrics, `errors` makes every other error JSON (503 when Redis or Kafka is away),
 `producer` bounds every write to Kafka, `health` probes both servers for /healthz, `lanes`

@@ -1,4 +1,4 @@
-"""The HTTP API: reads decisions from Redis, produces events to Kafka. No model work here.
+"""The HTTP API: serves decisions from Redis, produces events to Kafka. No learning here.
 
 Stateless, so any number of replicas can serve behind a load balancer. Never hangs on a
 server: a write Kafka has not acknowledged within `produce_timeout_s` is a 503, a read Redis

@@ -10,7 +10,7 @@ import math
 import unicodedata
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Annotated, Literal
+from typing import Annotated, Literal, get_args
 
 import orjson
 from pydantic import (
@@ -138,6 +138,7 @@ Weather = Literal[
     "hot", "heatwave", "cold", "freezing",
 ]  # fmt: skip
 Channel = Literal["drive_thru", "web", "app", "kiosk", "in_store"]
+CHANNELS: tuple[str, ...] = get_args(Channel)
 
 
 class Situation(BaseModel):

@@ -12,14 +12,14 @@ import time
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import replace
-from typing import Any, get_args
+from typing import Any
 
 import faust
 import orjson
 from faust.types import EventT
 
 from engine.wire import metrics
-from engine.wire.events import Channel, Rejection, StoreContext, decode_store_context
+from engine.wire.events import CHANNELS, Rejection, StoreContext, decode_store_context
 from engine.wire.topics import STORE_ANSWERS
 from engine.worker.app import Worker
 from engine.worker.batch import Outgoing, written_as
@@ -32,7 +32,6 @@ from models.trending import Trending, scopes_for
 NO_STORE = "-"  # the key of yes-answers given outside any store (popularity only)
 
 BOARD_REFRESH_S = 30.0
-CHANNELS: tuple[str, ...] = get_args(Channel)
 
 
 def trending_of(w: Worker, state: dict[str, Any] | None) -> Trending:
