@@ -115,3 +115,25 @@ def test_a_shelf_drops_offers_the_catalog_no_longer_knows_and_refuses_a_bad_one(
     raw["z"][""] = raw["z"][""][:-1]
     with pytest.raises(ValueError, match="vector"):
         Shelf.from_json(raw, CATALOG, GREEDY)
+
+
+def test_the_api_tailors_from_a_shelf_and_falls_back_on_an_unreadable_one() -> None:
+    from engine.api.offers import Offers
+
+    learner, me, trending = trained(LearnerConfig(policy=GREEDY))
+    here = Context("lunch", temperature_c=30.0, store_id="s-1")
+    shelf = {
+        "store_id": "s-1",
+        "shelves": {"engine-v1": learner.shelf(here, trending, 400.0).as_json()},
+    }
+    record = {"decision_id": "d-1", "store_id": "s-2", "taste": learner.taste(me, 400.0).as_json()}
+    offers = Offers(CATALOG, None, GREEDY)  # type: ignore[arg-type] - no Redis read here
+    tailored = offers.tailored("c-1", record, "s-1", orjson.dumps(shelf), "web", 4)
+    assert tailored is not None and tailored["decision_id"].startswith("r-")
+    assert tailored["store_id"] == "s-1" and tailored["context"]["channel"] == "web"
+    assert len(tailored["offers"]) == 4
+    for broken in (b"not json", b'{"shelves": {"engine-v1": {"offers": 3}}}', None):
+        assert offers.tailored("c-1", record, "s-1", broken, "web", 4) is None
+    assert (
+        offers.tailored("c-1", {"decision_id": "d-1"}, "s-1", orjson.dumps(shelf), None, 4) is None
+    )

@@ -71,7 +71,7 @@ class Offers:
         try:
             taste = Taste.from_json(record["taste"])
             shelf = self.shelves(store_id, raw_shelf).get(taste.policy)
-        except (KeyError, TypeError, ValueError, orjson.JSONDecodeError) as exc:
+        except (AttributeError, KeyError, TypeError, ValueError) as exc:
             log.warning(
                 "serving %s's stored decision: unreadable shelf or taste: %r", customer_id, exc
             )
