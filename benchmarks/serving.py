@@ -8,7 +8,9 @@ writes a decision for each of `--customers` customers, starts `tailor api`, then
    customer's `GET /v1/customers/{id}/offers?store_id=...`;
 2. half the peak: `wrk` with fewer connections (wrk does not pace requests), the run
    whose rate is nearest to and not above half the peak;
-3. `redis-benchmark` GET of keys of the decisions' size, same connections.
+3. `redis-benchmark` GET of keys of the decisions' size, same connections;
+4. the floor of Python serving: `wrk` at peak against a bare ASGI app (`floor`) on the
+   same uvicorn, answering bytes of that size with no work.
 
 Latency is the client's (wrk's distribution) and the server's: the p99 of the API's own
 `tailor_api_request_seconds` histogram for the route, read from `/metrics` before and
@@ -26,10 +28,12 @@ import asyncio
 import csv
 import io
 import json
+import os
 import random
 import re
 import shutil
 import subprocess
+import sys
 import tempfile
 import time
 import urllib.request
@@ -176,6 +180,35 @@ def redis_benchmark(port: int, connections: int, size: int, keys: int) -> dict[s
     }
 
 
+async def floor(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    """The baseline of Python serving: a bare ASGI app answering `FLOOR_BYTES` bytes to any
+    request, under the same uvicorn the API runs on, with no work at all."""
+    if scope["type"] != "http":
+        return
+    body = b"x" * int(os.environ.get("FLOOR_BYTES", "600"))
+    headers = [(b"content-type", b"application/json")]
+    await send({"type": "http.response.start", "status": 200, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+def floor_run(
+    size: int, connections: int, seconds: float, script: Path, log: Path
+) -> dict[str, float]:
+    """`wrk` against `floor` on uvicorn: the most one Python process serves here."""
+    (port,) = free_ports(1)
+    cmd = [sys.executable, "-m", "uvicorn", "benchmarks.serving:floor", "--port", str(port),
+           "--log-level", "warning", "--no-access-log"]  # fmt: skip
+    env = {**os.environ, "FLOOR_BYTES": str(size)}
+    with log.open("w") as out:
+        server = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        wait_http(f"http://127.0.0.1:{port}/", server, log)
+        return wrk(f"http://127.0.0.1:{port}/", script, connections, seconds)
+    finally:
+        server.terminate()
+        server.wait(10)
+
+
 def measure(settings: Settings, args: argparse.Namespace, say: Any) -> dict[str, Any]:
     size = asyncio.run(write_decisions(settings, args.customers))
     store = next(iter(load_catalog().stores))
@@ -203,6 +236,10 @@ def measure(settings: Settings, args: argparse.Namespace, say: Any) -> dict[str,
     half = max(below, key=lambda r: r["rps"]) if below else min(lighter, key=lambda r: r["rps"])
     redis = redis_benchmark(settings.redis_port, args.connections, size, args.customers)
     say(f"serving | redis-benchmark GET: {redis['rps']:,.0f} req/s")
+    bare = floor_run(
+        size, args.connections, args.duration, script, settings.state_dir / "floor.log"
+    )
+    say(f"serving | bare ASGI app on uvicorn: {bare['rps']:,.0f} req/s")
     ratio = peak["rps"] / redis["rps"] if redis["rps"] else float("nan")
     half_p99 = half["server_p99_ms"] if half["rps"] <= peak["rps"] / 2 else float("nan")
     return {
@@ -213,7 +250,9 @@ def measure(settings: Settings, args: argparse.Namespace, say: Any) -> dict[str,
         "peak": peak,
         "half_peak": half,
         "redis_get": redis,
+        "bare_asgi": bare,
         "ratio_to_redis": ratio,
+        "bare_ratio_to_redis": bare["rps"] / redis["rps"] if redis["rps"] else float("nan"),
         "targets": {
             # NaN when no run came down to half the peak: not met, and the table says why
             "server p99 <= 2 ms at half the peak": half_p99 <= 2.0,
@@ -238,7 +277,9 @@ def report(result: dict[str, Any]) -> str:
         row(f"API GET customer offers, peak ({peak['connections']:.0f} connections)", peak),
         row(f"API, lighter load ({half['connections']:.0f} connection(s))", half),
         row("raw Redis GET (redis-benchmark)", result["redis_get"]),
-        f"API / raw Redis GET: {result['ratio_to_redis']:.3f}",
+        row("bare ASGI app on uvicorn, the same bytes, no work", result["bare_asgi"]),
+        f"API / raw Redis GET: {result['ratio_to_redis']:.3f} "
+        f"(bare ASGI / raw Redis GET: {result['bare_ratio_to_redis']:.3f})",
     ]
     for target, met in result["targets"].items():
         lines.append(f"- {target}: {'met' if met else 'NOT met'}")

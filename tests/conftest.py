@@ -8,13 +8,16 @@ to run the tests against existing servers instead. Add further fixtures below th
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
+import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 from playwright.async_api import Browser, async_playwright
@@ -24,6 +27,22 @@ from engine.dev.processes import free_ports, start_role, stop, wait_http
 from engine.dev.prometheus import LocalPrometheus, target
 from engine.dev.stack import Stack
 from tests.browser_kit import CHROMIUM, CHROMIUM_FLAGS
+
+T = TypeVar("T")
+
+
+async def eventually(
+    probe: Callable[[], Awaitable[T | None]], what: str, within: float = 90.0
+) -> T:
+    """Poll until `probe` returns something truthy. The timeout only bounds a failing test;
+    nothing asserts on how fast it passes."""
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        if got := await probe():
+            return got
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"timed out after {within:.0f}s waiting for {what}")
+
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 KAFKA_LIBS = REPO_ROOT / ".cache" / "kafka" / "libs"

@@ -7,14 +7,13 @@ and decisions come back from Redis over HTTP.
 
 from __future__ import annotations
 
-import asyncio
 import re
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import httpx
 import orjson
@@ -28,13 +27,12 @@ from config.settings import Settings
 from engine.wire.topics import DEAD_LETTER, INTERACTIONS
 from models.context import daypart_at
 from models.offer import DAYPARTS
-from tests.conftest import Pipeline, running_pipeline
+from tests.conftest import Pipeline, eventually, running_pipeline
 
 pytestmark = pytest.mark.e2e
 API_KEY = "e2e-" + uuid.uuid4().hex
 AUTH = {"Authorization": f"Bearer {API_KEY}"}
 CATALOG = load_catalog()
-T = TypeVar("T")
 
 
 @pytest.fixture(scope="module")
@@ -65,19 +63,6 @@ async def redis(pipeline: Pipeline) -> AsyncIterator[aioredis.Redis]:
     client = aioredis.from_url(pipeline.settings.redis)
     yield client
     await client.aclose()
-
-
-async def eventually(
-    probe: Callable[[], Awaitable[T | None]], what: str, within: float = 90.0
-) -> T:
-    """Poll until `probe` returns something truthy. The timeout only bounds a failing test;
-    nothing asserts on how fast it passes."""
-    deadline = time.monotonic() + within
-    while time.monotonic() < deadline:
-        if got := await probe():
-            return got
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"timed out after {within:.0f}s waiting for {what}")
 
 
 def event(customer_id: str, offer_id: str, type_: str = "purchase", **extra: Any) -> dict[str, Any]:

@@ -11,13 +11,12 @@ with a deadline; nothing asserts on how long anything took.
 
 from __future__ import annotations
 
-import asyncio
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
 from types import SimpleNamespace
-from typing import Any, TypeVar, cast
+from typing import Any, cast
 
 import httpx
 import orjson
@@ -35,12 +34,11 @@ from engine.wire.serving import lane_board
 from engine.worker.app import Worker
 from engine.worker.batch import Batch
 from engine.worker.interactions import identified, lane_boards
-from models.offer import DAYPARTS
+from models.context import daypart_at
 from tests.browser_kit import WAIT_MS, watched_page
-from tests.conftest import Pipeline, running_pipeline
+from tests.conftest import Pipeline, eventually, running_pipeline
 
 CATALOG = load_catalog()
-T = TypeVar("T")
 LANE_S = 15.0  # the pipeline's TAILOR_LANE_PERSONAL_S: long enough to see, short to wait out
 TILL = "k-till-" + uuid.uuid4().hex[:8]  # ingest
 LANE = "k-lane-s1-" + uuid.uuid4().hex[:8]  # store-device:s-1, as a lane's screen has
@@ -187,16 +185,6 @@ async def redis(lane_stack: Pipeline) -> AsyncIterator[aioredis.Redis]:
     await found.aclose()
 
 
-async def eventually(probe: Callable[[], Awaitable[T | None]], what: str, within: float = 90) -> T:
-    """Poll until `probe` returns something truthy; the deadline bounds a failing test only."""
-    deadline = time.monotonic() + within
-    while time.monotonic() < deadline:
-        if got := await probe():
-            return got
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"timed out after {within:.0f}s waiting for {what}")
-
-
 async def post(pipeline: Pipeline, events: list[dict[str, Any]]) -> None:
     async with client(pipeline, TILL) as http:
         r = await http.post("/v1/events", json=events)
@@ -251,12 +239,15 @@ def ids(board: dict[str, Any], k: int = 24) -> list[str]:
 
 async def a_customer_who_loves(pipeline: Pipeline, redis: aioredis.Redis) -> tuple[str, str]:
     """A fresh customer who bought, `SALES` times at s-1's drive-thru, the offer their first
-    ranking had last (of those on sale all day): their known preference. (Five purchases
-    are not always enough for the cheapest offer to reach a top 3 that ranks by value.)"""
-    all_day = {
-        o.offer_id
-        for o in CATALOG.offers.values()
-        if all(o in CATALOG.available("s-1", d) for d in DAYPARTS)
+    ranking had last (of those on sale now at the median price or more): their known
+    preference."""
+    # On sale now (the test takes well under a daypart), and not among the cheapest:
+    # offers rank by P(yes) x price, so a cheap one can be sure to be bought and still
+    # not outrank the top 3.
+    prices = sorted(o.price for o in CATALOG.offers.values())
+    daypart = daypart_at(time.time(), CATALOG.stores["s-1"].utc_offset_h)
+    on_sale = {
+        o.offer_id for o in CATALOG.available("s-1", daypart) if o.price >= prices[len(prices) // 2]
     }
     where = {"store_id": "s-1", "channel": "drive_thru"}
     cid = "c-lane-" + uuid.uuid4().hex[:10]
@@ -264,7 +255,7 @@ async def a_customer_who_loves(pipeline: Pipeline, redis: aioredis.Redis) -> tup
     del first["lane"]
     await post(pipeline, [first])
     ranking = ids(await stored_decision(redis, cid, first["event_id"]))
-    loved = [o for o in ranking if o in all_day][-1]
+    loved = [o for o in ranking if o in on_sale][-1]
     sales = [
         {**first, "event_id": "e-" + uuid.uuid4().hex, "type": kind, "offer_id": loved}
         for _ in range(SALES)
