@@ -8,6 +8,7 @@ does not answer within about a second is a 503, both JSON with `Retry-After`.
 from __future__ import annotations
 
 import asyncio
+import gc
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -154,6 +155,11 @@ def create_app(settings: Settings) -> FastAPI:
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         await producer.start()
         served.start()
+        # What is built by now lives as long as the process (the catalog, the app, the
+        # clients): frozen out of the collector's sight, as the worker does, so a full
+        # collection in the middle of a request scans far less.
+        gc.collect()
+        gc.freeze()
         try:
             yield
         finally:
