@@ -123,10 +123,12 @@ class Taste:
     capped: Mapping[str, float]  # offer -> until when the frequency cap rests it
     goes: Mapping[str, float]  # offer -> weighted lift of going with their recent choices
 
-    def as_json(self) -> dict[str, Any]:
+    def as_json(self, state: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """JSON, with the weights of `state` (the model's `to_state()`, if the caller
+        has it already: it is the costly part)."""
         out: dict[str, Any] = {"policy": self.policy}
         if self.model is not None:
-            state = self.model.to_state()
+            state = state or self.model.to_state()
             out["w"], out["b"] = state["w"], state["b"]
         if self.capped:
             out["capped"] = {o: round(t, 1) for o, t in self.capped.items()}

@@ -49,6 +49,7 @@ from models.answer import STRENGTH, answer_of
 from models.context import Context, daypart_at
 from models.customer import CustomerModel
 from models.offer import Catalog
+from models.shelf import Taste
 from models.trending import Trending
 
 log = logging.getLogger("tailor.interactions")
@@ -134,16 +135,19 @@ async def process(w: Worker, events: Sequence[EventT[bytes]]) -> None:
             batch.refused.append((event, Rejection("processing_error", f"{exc!r}")))
 
     decisions, tastes = decide(w, batch, store_states, trending)
+    tasted: dict[str, dict[str, Any]] = {}  # each with the weights of the state just made
     for cid in batch.changed:
         with written_as(batch.records.get(cid)):
-            w.customers[cid] = batch.models[cid].to_state()
+            w.customers[cid] = state = batch.models[cid].to_state()
+            if cid in tastes:
+                tasted[cid] = tastes[cid].as_json(state)
             if cid in batch.latest:
                 before = batch.pending_before.get(cid, {})
                 remember(w, cid, batch.models[cid], batch.latest[cid][0], before, batch.lag)
     w.keep_live({c: batch.models[c] for c in batch.changed}, batch.forgotten, generation)
     lanes = lane_boards(batch, decisions, time.time())
     await w.health.retry(
-        "redis", lambda: w.serving().write(offers=decisions, lanes=lanes, tastes=tastes)
+        "redis", lambda: w.serving().write(offers=decisions, lanes=lanes, tastes=tasted)
     )
     # After the writes, so nothing of a forgotten customer survives them.
     await w.health.retry("redis", lambda: w.serving().forget(sorted(batch.forgotten)))
@@ -311,11 +315,11 @@ def decide(
     batch: Batch,
     store_states: dict[str, dict[str, Any]],
     trending: dict[str, Trending],
-) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]]]:
+) -> tuple[dict[str, dict[str, Any]], dict[str, Taste]]:
     """A new decision for every customer the batch touched, each in their latest context,
     and their taste: what the API tailors their offers from wherever they are asked for."""
     decisions: dict[str, dict[str, Any]] = {}
-    tastes: dict[str, dict[str, Any]] = {}
+    tastes: dict[str, Taste] = {}
     now = time.time()
     for cid, (ctx, event_id) in batch.latest.items():
         model = batch.model(cid)
@@ -342,7 +346,7 @@ def decide(
             "channel": ctx.channel,
             "event_id": event_id,
         }
-        tastes[cid] = learner.taste(model, now).as_json()
+        tastes[cid] = learner.taste(model, now)
     return decisions, tastes
 
 
