@@ -255,15 +255,17 @@ class Together:
         mass_at = self._read(self.mass, at) / g
         inverse = np.full(len(self.ids), -1, dtype=np.intp)
         inverse[at[known]] = np.flatnonzero(known)
+        # All the recent choices' rows at once: a few numpy calls, not a few per choice.
+        rows = [self._row(j) for j in recent]
+        which = np.repeat(np.arange(len(recent)), [len(p) for p, _ in rows])
+        k = inverse[np.concatenate([p for p, _ in rows])]
+        counts = np.concatenate([c for _, c in rows])
         pairs = np.zeros((len(recent), len(at)))
-        for r, j in enumerate(recent):
-            partners, counts = self._row(j)
-            k = inverse[partners]
-            pairs[r, k[k >= 0]] = counts[k >= 0] / g
+        pairs[which[k >= 0], k[k >= 0]] = counts[k >= 0] / g
         expected = np.outer(self.mass[recent] / g, mass_at) / (total / g)
-        for r, j in enumerate(recent):  # an offer with itself: as by chance
-            if inverse[j] >= 0:
-                pairs[r, inverse[j]] = expected[r, inverse[j]]
+        itself = inverse[recent]  # an offer with itself: as by chance
+        mine = np.flatnonzero(itself >= 0)
+        pairs[mine, itself[mine]] = expected[mine, itself[mine]]
         out = np.log((pairs + s) / (expected + s)).sum(axis=0)
         out[~known] = 0.0
         result: Vector = out / len(recent)
