@@ -18,7 +18,7 @@ from engine.sim.payloads import build_events, catalog_from_api, iso_utc
 from engine.sim.simulate import simulate
 from engine.sim.weather import TICK_S
 from engine.sim.world import Answer, World
-from engine.wire.events import Interaction
+from engine.wire.events import Identification, Interaction
 from models.context import Context
 from models.offer import Catalog
 
@@ -323,7 +323,10 @@ async def test_simulate_sends_only_valid_events() -> None:
     503 at first (the driver falls back), and the summary adds up."""
     stores = {"stores": [s.as_json() for s in CATALOG.stores.values()]}
     offers = {"offers": [o.as_json() for o in CATALOG.offers.values()]}
-    got: dict[str, int] = {"context": 0, "events": 0, "purchase": 0, "bought": 0, "board": 0}
+    got: dict[str, int] = {
+        "context": 0, "events": 0, "purchase": 0, "bought": 0, "board": 0, "scans": 0
+    }  # fmt: skip
+    scanned: set[tuple[str, int]] = set()  # lanes whose board turns to a scanned customer
 
     def ranked(ids: list[str]) -> list[dict[str, object]]:
         return [{"offer_id": o, "score": 1.0, "reasons": ["test"]} for o in ids]
@@ -340,11 +343,20 @@ async def test_simulate_sends_only_valid_events() -> None:
             got["context"] += 1
             return httpx.Response(202, json={"accepted": 1})
         if path.endswith("/board"):
+            store_id, lane = path.split("/")[3], int(request.url.params["lane"])
+            assert 1 <= lane <= CATALOG.stores[store_id].lanes
             got["board"] += 1
             if got["board"] <= 5:
                 return httpx.Response(503, json={"error": "no board yet"})
+            source = "lane" if (store_id, lane) in scanned else "store"
+            scanned.discard((store_id, lane))
             return httpx.Response(
-                200, json={"decision_id": "b-1", "offers": ranked(list(CATALOG.offers)[:6])}
+                200,
+                json={
+                    "decision_id": "b-1" if source == "store" else f"d-{got['board']}",
+                    "source": source,
+                    "offers": ranked(list(CATALOG.offers)[:6]),
+                },
             )
         if path.endswith("/offers"):
             assert request.url.params["store_id"] in CATALOG.stores
@@ -360,6 +372,11 @@ async def test_simulate_sends_only_valid_events() -> None:
         if path == "/v1/events":
             body = json.loads(request.content)
             assert isinstance(body, list)
+            if [e["type"] for e in body] == ["identify"]:  # a loyalty scan, alone
+                scan = Identification.model_validate(body[0])
+                scanned.add((scan.store_id, scan.lane))
+                got["scans"] += 1
+                return httpx.Response(202, json={"accepted": 1})
             for e in body:
                 Interaction.model_validate(e)
                 got["purchase"] += e["type"] == "purchase"
@@ -386,6 +403,8 @@ async def test_simulate_sends_only_valid_events() -> None:
     assert summary.purchases == got["bought"] > 0
     assert got["purchase"] >= got["bought"]
     assert summary.no_board == 5
+    assert summary.scans == got["scans"] > 0
+    assert 0 < summary.personal_lanes <= summary.scans
     assert got["context"] >= len(CATALOG.stores)
     assert summary.sim_time is not None
     assert summary.sim_time > START

@@ -6,20 +6,24 @@ summary (`SimSummary`) that progress lines and the final report are made of.
 from __future__ import annotations
 
 import asyncio
+import random
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
 
-from engine.sim.payloads import build_events, catalog_from_api
+from engine.sim.payloads import build_events, catalog_from_api, iso_utc
 from engine.sim.world import Visit, World
 from models.offer import Catalog
 
 OFFERS_K = 6  # what a web/app page asks for; a screen shows `visit.slots` of them
 MAX_BACKOFF_S = 2.0
+LOYALTY_SHARE = 0.3  # drive-thru visits whose customer scans a loyalty card at the post
+SCAN_WAIT_S = 2.0  # how long a lane's board may take to turn to the scanned customer
 
 
 @dataclass(slots=True)
@@ -34,6 +38,8 @@ class SimSummary:
     network_errors: int = 0  # no response at all
     contexts: int = 0  # store context updates accepted
     no_board: int = 0  # drive-thru visits before the store had a board (fell back)
+    scans: int = 0  # loyalty scans at a lane (identify events accepted)
+    personal_lanes: int = 0  # ...after which the lane's board showed the customer's offers
     empty: int = 0  # visits where nothing was shown
     sim_time: datetime | None = None
     elapsed_s: float = 0.0
@@ -66,7 +72,9 @@ class SimSummary:
             f"simulate | sim {clock} | visits {self.visits} ({rate:.1f}/s) | "
             f"events {self.events} | purchases {self.purchases} ({self.purchase_rate:.1%}) | "
             f"errors 4xx {self.client_errors} 5xx {self.server_errors} "
-            f"net {self.network_errors}" + (f" | {self.lift_line()}" if self.by_policy else "")
+            f"net {self.network_errors}"
+            + (f" | scans {self.scans} ({self.personal_lanes} personal)" if self.scans else "")
+            + (f" | {self.lift_line()}" if self.by_policy else "")
         )
 
 
@@ -74,11 +82,20 @@ class Driver:
     """One run: the HTTP client, the world, the counters and the back-off state."""
 
     def __init__(
-        self, client: httpx.AsyncClient, summary: SimSummary, progress: Callable[[str], None]
+        self,
+        client: httpx.AsyncClient,
+        summary: SimSummary,
+        progress: Callable[[str], None],
+        loyalty_share: float = LOYALTY_SHARE,
+        seed: int = 0,
     ) -> None:
         self.client = client
         self.summary = summary
         self.progress = progress
+        self.loyalty_share = loyalty_share
+        # Lanes and scans draw from their own generator: the world's stream (and so every
+        # visit and answer of a seed) stays what it was without them.
+        self.rng = random.Random(seed)
         self.pause_until = 0.0
         self.backoff_s = 0.0
 
@@ -156,8 +173,11 @@ class Driver:
         customer_url = f"/v1/customers/{visit.customer.customer_id}/offers"
         params = {"store_id": visit.store_id, "channel": visit.channel, "k": OFFERS_K}
         if visit.channel == "drive_thru":
-            board = f"/v1/stores/{visit.store_id}/board"
-            response = await self.request("GET", board, ok=(200, 503))
+            lane = self.rng.randint(1, max(1, world.catalog.stores[visit.store_id].lanes))
+            if self.rng.random() < self.loyalty_share:
+                response = await self.scanned(visit, lane)
+            else:
+                response = await self.lane_board(visit, lane)
             if response is not None and response.status_code == 503:
                 # No board yet (no worker, or it has not decided): show what anyone gets.
                 self.summary.no_board += 1
@@ -167,8 +187,9 @@ class Driver:
         if response is None:
             return None, [], None
         body = response.json()
-        # Only a customer's own decision says which policy (engine or holdout) chose it.
-        policy = body.get("policy") if body.get("source") == "customer" else None
+        # Only a customer's own decision (on a page, or on a lane after their scan) says
+        # which policy (engine or holdout) chose it.
+        policy = body.get("policy") if body.get("source") in ("customer", "lane") else None
         decision_id = body.get("decision_id")
         ids = [
             o["offer_id"]
@@ -177,6 +198,45 @@ class Driver:
         ]
         shown = list(dict.fromkeys(ids))[: visit.slots]
         return (decision_id if isinstance(decision_id, str) else None), shown, policy
+
+    async def lane_board(self, visit: Visit, lane: int) -> httpx.Response | None:
+        board = f"/v1/stores/{visit.store_id}/board"
+        return await self.request("GET", board, params={"lane": lane}, ok=(200, 503))
+
+    async def scanned(self, visit: Visit, lane: int) -> httpx.Response | None:
+        """A loyalty scan at the lane's speaker post, then the lane's board once it shows
+        the customer's offers (or, after `SCAN_WAIT_S`, whatever it shows). A lane stays
+        personal for a while after a scan, so the board must also have changed: until
+        then it may still show the car before."""
+        before = await self.lane_board(visit, lane)
+        if before is None or before.status_code != 200:
+            return before  # no board yet, or no answer: the caller falls back
+        shown_before = before.json().get("decision_id")
+        scan = {
+            "event_id": uuid.uuid4().hex,
+            "type": "identify",
+            "customer_id": visit.customer.customer_id,
+            "store_id": visit.store_id,
+            "lane": lane,
+            # Now, not the simulated clock: a lane stays personal for a while after the
+            # scan's own time, and the screen that shows it runs on the real clock.
+            "ts": iso_utc(datetime.now(UTC)),
+        }
+        if await self.request("POST", "/v1/events", json=[scan]) is None:
+            return await self.lane_board(visit, lane)
+        self.summary.scans += 1
+        deadline = time.monotonic() + SCAN_WAIT_S
+        while True:
+            response = await self.lane_board(visit, lane)
+            if response is None or response.status_code != 200:
+                return response  # no board yet, or no answer: the caller falls back
+            body = response.json()
+            if body.get("source") == "lane" and body.get("decision_id") != shown_before:
+                self.summary.personal_lanes += 1
+                return response
+            if time.monotonic() >= deadline:
+                return response
+            await asyncio.sleep(0.1)
 
     async def visit(self, world: World, visit: Visit) -> None:
         decision_id, shown, policy = await self.shown_offers(world, visit)

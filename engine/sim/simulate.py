@@ -26,7 +26,7 @@ from datetime import UTC, datetime, timedelta
 
 import httpx
 
-from engine.sim.driver import Driver, SimSummary
+from engine.sim.driver import LOYALTY_SHARE, Driver, SimSummary
 from engine.sim.payloads import build_events, catalog_from_api, iso_utc
 from engine.sim.world import World
 
@@ -88,6 +88,7 @@ async def simulate(
     stop: asyncio.Event | None = None,
     transport: httpx.AsyncBaseTransport | None = None,
     api_key: str | None = None,
+    loyalty_share: float = LOYALTY_SHARE,
 ) -> SimSummary:
     """Send simulated traffic to the API at `rate` visits per second.
 
@@ -96,7 +97,9 @@ async def simulate(
     ends before now) and runs `speed` times
     faster than real time. Transient HTTP errors are counted and briefly backed off from.
     On cancellation the visits in flight are cancelled and CancelledError propagates.
-    `transport` replaces the network (tests pass an `httpx.MockTransport`).
+    `transport` replaces the network (tests pass an `httpx.MockTransport`). A share
+    `loyalty_share` of drive-thru visits scans a loyalty card at a lane first and is shown
+    that lane's board once it turns to them.
     """
     if rate <= 0:
         raise ValueError(f"rate must be > 0, got {rate}")
@@ -111,7 +114,7 @@ async def simulate(
     async with httpx.AsyncClient(
         base_url=api, timeout=timeout, transport=transport, headers=headers
     ) as client:
-        driver = Driver(client, summary, say)
+        driver = Driver(client, summary, say, loyalty_share, seed)
         try:
             catalog = await driver.fetch_catalog(deadline, stop)
             if catalog is None:
@@ -216,6 +219,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--concurrency", type=int, default=None, help="visits in flight at most")
     parser.add_argument(
+        "--loyalty-share",
+        type=float,
+        default=LOYALTY_SHARE,
+        help="drive-thru visits that scan a loyalty card at a lane first, turning its board "
+        f"to their offers (default {LOYALTY_SHARE:g})",
+    )
+    parser.add_argument(
         "--api-key",
         default=os.environ.get("TAILOR_SIMULATE_API_KEY"),
         help="bearer key for writes when the API has keys on (env TAILOR_SIMULATE_API_KEY)",
@@ -229,6 +239,9 @@ def run(args: argparse.Namespace) -> int:
         if value <= 0:
             print(f"tailor simulate: --{name} must be > 0, got {value}")
             return 2
+    if not 0 <= getattr(args, "loyalty_share", LOYALTY_SHARE) <= 1:
+        print(f"tailor simulate: --loyalty-share must be within [0, 1], got {args.loyalty_share}")
+        return 2
 
     # httpx logs every request at INFO: thousands of lines a minute that bury the progress.
     logging.getLogger("httpx").setLevel(logging.WARNING)
@@ -251,6 +264,7 @@ def run(args: argparse.Namespace) -> int:
                 start=getattr(args, "start", None),
                 concurrency=getattr(args, "concurrency", None),
                 api_key=getattr(args, "api_key", None),
+                loyalty_share=getattr(args, "loyalty_share", LOYALTY_SHARE),
                 stop=stop,
             )
         finally:
