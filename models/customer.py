@@ -89,6 +89,10 @@ class CustomerModel:
         self.position: tuple[int, int] | None = None
         self.seen: dict[int, int] = {}
         self.last_seen: float | None = None  # arrival time of the last record: idle expiry
+        # The lane whose board shows their offers after a loyalty scan (store, lane, until
+        # when, the decision shown): what forgetting them must clear too (the lane's board
+        # names no one).
+        self.lane: tuple[str, int, float, str] | None = None
 
     def replayed(self, partition: int, offset: int) -> bool:
         """Was this record applied already (Kafka redelivers after a crash or rebalance)?"""
@@ -304,6 +308,8 @@ class CustomerModel:
             state["t"] = round(self.last_seen, 1)
         if self.seen:
             state["s"] = [[d, o] for d, o in self.seen.items()]
+        if self.lane is not None:
+            state["ln"] = list(self.lane)
         # Bookkeeping first, oldest dropped until a quarter of the budget is left for taste.
         for part in ("u", "y", "p"):
             while state.get(part) and len(orjson.dumps(state)) > MAX_STATE_BYTES * 3 // 4:
@@ -340,6 +346,8 @@ class CustomerModel:
             if isinstance(state.get("ac"), dict):
                 model.asked_in = Context.from_json(state["ac"])
             model.slots = {str(o): int(s) for o, s in dict(state.get("sl", {})).items()}
+            if (lane := state.get("ln")) is not None:
+                model.lane = (str(lane[0]), int(lane[1]), float(lane[2]), str(lane[3]))
             if state["v"] == cls.VERSION:
                 model._model.load(dict(state.get("w", {})), float(state.get("b", 0.0)))
                 model.pending = {str(o): float(t) for o, t in dict(state.get("p", {})).items()}

@@ -44,6 +44,7 @@ TILL = "k-till-" + uuid.uuid4().hex[:8]  # ingest
 LANE = "k-lane-s1-" + uuid.uuid4().hex[:8]  # store-device:s-1, as a lane's screen has
 OTHER = "k-lane-s2-" + uuid.uuid4().hex[:8]  # store-device:s-2
 READ = "k-web-" + uuid.uuid4().hex[:8]  # read
+ADMIN = "k-ops-" + uuid.uuid4().hex[:8]  # admin: forgets customers
 PRIVATE = ("customer_id", "answers", "created_at", "event_id", "channel", "session_id")
 
 
@@ -158,6 +159,7 @@ def lane_stack(
         f"{LANE}:store-device:s-1",
         f"{OTHER}:store-device:s-2",
         f"{READ}:read",
+        f"{ADMIN}:admin",
     )
     with running_pipeline(
         stack_settings,
@@ -377,3 +379,33 @@ def test_a_scan_ends_its_setting_after_its_own_time_however_often_it_is_applied(
         assert batch.latest["c-1"][0].store_id == "s-1"  # decided for at the lane's store
         assert not batch.models  # no model touched: a scan is no question and no answer
     assert ends[0] == ends[1] == ("c-1", pytest.approx(arrival + 10))
+
+
+@pytest.mark.e2e
+async def test_forgetting_a_scanned_customer_clears_their_lane_at_once(
+    lane_stack: Pipeline, redis: aioredis.Redis
+) -> None:
+    """The lane's board names no one, so only the customer's record says which lane shows
+    them: forgetting them clears that lane too, even after they went on to buy (a newer
+    decision), and long before the scan's time is up."""
+    await store_board_ready(lane_stack)
+    await lane_turns(lane_stack, 2, "store")
+    cid = "c-forget-" + uuid.uuid4().hex[:10]
+    identify = scan(cid, 2)
+    await post(lane_stack, [identify])
+    personal = await lane_turns(lane_stack, 2, "lane")
+    after = {**identify, "event_id": "e-" + uuid.uuid4().hex, "type": "purchase",
+             "offer_id": personal["offers"][0]["offer_id"], "channel": "drive_thru"}  # fmt: skip
+    del after["lane"]
+    await post(lane_stack, [after])
+    newer = await stored_decision(redis, cid, after["event_id"])
+    assert newer["decision_id"] != personal["decision_id"]
+    assert (await lane_of(lane_stack, 2)).json()["decision_id"] == personal["decision_id"]
+
+    async with client(lane_stack, ADMIN) as http:
+        r = await http.delete(f"/v1/customers/{cid}")
+    assert r.status_code == 202, r.text
+    assert not await redis.exists("tailor:lane:s-1:2")  # by the API, before it answered
+    back = (await lane_of(lane_stack, 2)).json()
+    assert back["source"] == "store" and back["personal"] is False, back
+    assert not await redis.exists(f"tailor:offers:{cid}")

@@ -380,7 +380,12 @@ def create_app(settings: Settings) -> FastAPI:
             "customer_id": customer_id,
             "request_id": request_id,
             "status": "accepted",
-            "forgets": ["offers in Redis", "model in the worker", "open questions"],
+            "forgets": [
+                "offers in Redis",
+                "a lane's board showing them after a loyalty scan",
+                "model in the worker",
+                "open questions",
+            ],
             "keeps": "aggregate counts (trending, popularity) that name no one; the "
             "tailor.interactions and tailor.decisions logs until their retention ends",
         }

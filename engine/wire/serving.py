@@ -149,11 +149,25 @@ class Serving:
             metrics.DECISIONS.labels("board").inc(len(boards))
 
     async def forget(self, customer_ids: Sequence[str]) -> None:
-        """Delete the customers' offers (the only Redis keys that name a customer)."""
+        """Delete the customers' offers (the only Redis keys that name a customer) and a
+        lane's personal board still showing their decision (the record names the lane;
+        the lane names no one, so it is cleared only while it holds that decision)."""
         if not customer_ids:
             return
         try:
-            await self.client.delete(*(offers_key(c) for c in customer_ids))
+            records = await self.client.mget([offers_key(c) for c in customer_ids])
+            lanes = [  # (key, the decision it showed them)
+                (lane_key(str(where[0]), int(where[1])), where[2])
+                for raw in records
+                if raw and (where := orjson.loads(raw).get("lane"))
+            ]
+            boards = await self.client.mget([key for key, _ in lanes]) if lanes else []
+            showing = [
+                key
+                for (key, decision_id), raw in zip(lanes, boards, strict=True)
+                if raw and orjson.loads(raw).get("decision_id") == decision_id
+            ]
+            await self.client.delete(*(offers_key(c) for c in customer_ids), *showing)
         except Exception:
             metrics.REDIS_ERRORS.labels("delete").inc()
             raise

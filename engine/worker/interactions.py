@@ -135,6 +135,11 @@ async def process(w: Worker, events: Sequence[EventT[bytes]]) -> None:
             batch.refused.append((event, Rejection("processing_error", f"{exc!r}")))
 
     decisions, tastes = decide(w, batch, store_states, trending)
+    lanes = lane_boards(batch, decisions, time.time())
+    for (store_id, lane), board in lanes.items():  # forgetting the customer clears it too
+        cid = batch.lanes[(store_id, lane)][0]
+        batch.models[cid].lane = (store_id, lane, board["until"], board["decision_id"])
+        decisions[cid]["lane"] = [store_id, lane, board["decision_id"]]
     tasted: dict[str, dict[str, Any]] = {}  # each with the weights of the state just made
     for cid in batch.changed:
         with written_as(batch.records.get(cid)):
@@ -145,7 +150,6 @@ async def process(w: Worker, events: Sequence[EventT[bytes]]) -> None:
                 before = batch.pending_before.get(cid, {})
                 remember(w, cid, batch.models[cid], batch.latest[cid][0], before, batch.lag)
     w.keep_live({c: batch.models[c] for c in batch.changed}, batch.forgotten, generation)
-    lanes = lane_boards(batch, decisions, time.time())
     await w.health.retry(
         "redis", lambda: w.serving().write(offers=decisions, lanes=lanes, tastes=tasted)
     )
@@ -346,6 +350,11 @@ def decide(
             "channel": ctx.channel,
             "event_id": event_id,
         }
+        if model.lane is not None and model.lane[2] > now:
+            # Which lane may still show them: forgetting them clears it (`Serving.forget`).
+            decisions[cid]["lane"] = [model.lane[0], model.lane[1], model.lane[3]]
+        elif model.lane is not None:
+            model.lane = None
         tastes[cid] = learner.taste(model, now)
     return decisions, tastes
 
