@@ -32,16 +32,10 @@ def event(tp: TP, offset: int) -> Any:
 class Consumer:
     """What the sequencer asks of Faust's consumer: committed offsets, ends, seeks."""
 
-    def __init__(
-        self, committed: dict[TP, int] | None = None, earliest: dict[TP, int] | None = None
-    ) -> None:
+    def __init__(self, committed: dict[TP, int] | None = None) -> None:
         self._committed_offset = dict(committed or {})
-        self.earliest = dict(earliest or {})  # a partition's first offset (none: unknown)
         self.ends: dict[TP, int] = {}
         self.seeks: list[tuple[TP, int]] = []
-
-    async def earliest_offsets(self, *partitions: TP) -> dict[TP, int]:
-        return {tp: self.earliest[tp] for tp in partitions if tp in self.earliest}
 
     def assignment(self) -> set[TP]:
         return set(self.ends)
@@ -80,31 +74,6 @@ def test_the_first_record_after_a_rebalance_must_be_the_committed_one() -> None:
     # A new generation forgets what it expected: Faust reads from the committed offset.
     c._committed_offset[P0] = 13
     assert admit(s, c, event(P0, 13), generation=2) == [(0, 13)]
-
-
-def test_with_nothing_committed_reading_must_begin_at_the_partitions_first_offset() -> None:
-    """A worker killed before its first commit leaves nothing committed: its successor
-    reads from the partition's start, and records Faust drops right after the assignment
-    are a hole like any other, not a silent start further on."""
-    s, c = Sequencer("t"), Consumer(earliest={P0: 0, P1: 0})
-    assert admit(s, c, event(P0, 30), event(P1, 0)) == [(1, 0)]
-    assert c.seeks == [(P0, 0)]
-    assert admit(s, c, event(P0, 0), event(P0, 1)) == [(0, 0), (0, 1)]
-
-
-def test_an_idle_agent_reads_a_never_committed_partition_from_its_start(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    """Every record of a never-committed partition dropped: nothing arrives to show it."""
-    clock = [0.0]
-    monkeypatch.setattr(sequence.time, "monotonic", lambda: clock[0])
-    s, c = Sequencer("t"), Consumer(earliest={P0: 0})
-    admit(s, c, generation=1)
-    s.done()
-    c.ends = {P0: 76}
-    clock[0] += sequence.IDLE_S
-    asyncio.run(s.recheck(c, "tailor.interactions", 1))
-    assert c.seeks == [(P0, 0)]
 
 
 def test_a_hole_that_never_fills_is_a_real_gap_after_many_rereads(

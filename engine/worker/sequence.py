@@ -47,7 +47,6 @@ class Sequencer:
     generation: int = -1
     expected: dict[TP, int] = field(default_factory=dict)
     holes: dict[TP, Hole] = field(default_factory=dict)
-    earliest: dict[TP, int] = field(default_factory=dict)  # first offsets, per generation
     busy: bool = False  # between `admit` and `done`: a batch in hand is not idleness
     done_at: float = field(default_factory=time.monotonic)
 
@@ -65,9 +64,7 @@ class Sequencer:
         for tp in consumer.assignment():
             if tp.topic != topic:
                 continue
-            expected = self.expected.get(tp)
-            if expected is None:
-                expected = await self._start(consumer, tp)
+            expected = self.expected.get(tp, consumer._committed_offset.get(tp))
             end = consumer.highwater(tp)
             if expected is not None and end is not None and int(end) > int(expected):
                 await self._read_again(consumer, tp, int(expected))
@@ -80,7 +77,7 @@ class Sequencer:
         self.busy = True
         if generation != self.generation:
             # After a rebalance Faust reads each partition again from its committed offset.
-            self.generation, self.expected, self.holes, self.earliest = generation, {}, {}, {}
+            self.generation, self.expected, self.holes = generation, {}, {}
         admitted: list[EventT[Any]] = []
         blocked: set[TP] = set()
         for event in events:
@@ -89,8 +86,8 @@ class Sequencer:
                 continue  # nothing of a partition passes its hole
             expected = self.expected.get(tp)
             if expected is None:
-                start = await self._start(consumer, tp)
-                expected = start if start is not None and start < offset else offset
+                committed = consumer._committed_offset.get(tp)
+                expected = committed if committed is not None and committed < offset else offset
                 self.expected[tp] = expected
             if offset > expected and not self._real_gap(tp, expected, offset):
                 blocked.add(tp)
@@ -102,24 +99,6 @@ class Sequencer:
         for tp in blocked:
             await self._read_again(consumer, tp, self.expected[tp])
         return admitted
-
-    async def _start(self, consumer: Any, tp: TP) -> int | None:
-        """Where this generation's reading of `tp` must begin: its committed offset, or,
-        when nothing was ever committed there (a worker killed before its first commit),
-        the partition's first offset. Without that, records Faust drops right after the
-        assignment would leave no hole to see: the first record read would pass for the
-        first there is (measured: a fresh worker skipped 30 records so)."""
-        committed = consumer._committed_offset.get(tp)
-        if committed is not None:
-            return int(committed)
-        if tp not in self.earliest:
-            try:
-                self.earliest.update((await consumer.earliest_offsets(tp)).items())
-            except Exception as exc:  # the broker away: the first record read sets it
-                log.warning("%s: no first offset of %s (%r)", self.agent, tp, exc)
-                return None
-        first = self.earliest.get(tp)
-        return None if first is None else int(first)
 
     def _real_gap(self, tp: TP, expected: int, offset: int) -> bool:
         hole = self.holes.get(tp)
