@@ -789,7 +789,16 @@ def diagnose(r: Rig, tally: Tally, limit: int = 3) -> Path | None:
                     f"  changelog p{rec.partition} @{rec.offset} t={rec.timestamp} "
                     f"position={state.get('o')} answers_seen={len(state.get('s', []))}"
                 )
+    for worker in r.workers:  # what the workers said went wrong, in the order they said it
+        warned = [
+            line
+            for line in worker.log.read_text(errors="replace").splitlines()
+            if "[WARNING]" in line or "[ERROR]" in line or "generation id" in line
+        ]
+        lines.append(f"== worker {worker.name}: {len(warned)} warnings, errors and generations")
+        lines += [f"  {line[:300]}" for line in warned[-40:]]
     out = r.workdir / "diagnosis.txt"
     out.write_text("\n".join(lines) + "\n")
     say(f"diagnosis: {out}")
+    print(out.read_text())  # in CI's output too: the workdir is gone with the machine
     return out

@@ -32,19 +32,51 @@ def event(tp: TP, offset: int) -> Any:
 class Consumer:
     """What the sequencer asks of Faust's consumer: committed offsets, ends, seeks."""
 
-    def __init__(self, committed: dict[TP, int] | None = None) -> None:
-        self._committed_offset = dict(committed or {})
-        self.ends: dict[TP, int] = {}
+    def __init__(
+        self,
+        committed: dict[TP, int] | None = None,
+        earliest: dict[TP, int] | None = None,
+        at_broker: dict[TP, int] | None = None,
+    ) -> None:
+        self._committed_offset = dict(committed or {})  # Faust's copy
+        self.at_broker = {**(at_broker or {}), **self._committed_offset}  # the group's
+        self._thread = self  # Faust's consumer thread, the aiokafka consumer: all one here
+        self._paused_partitions: set[TP] = set()
+        self.earliest = dict(earliest or {})  # a partition's first offset (none: unknown)
+        self.ends: dict[TP, int] = {}  # as the broker has them
+        self.fetched: dict[TP, int] = {}  # as the last fetch saw them (none: the broker's)
         self.seeks: list[tuple[TP, int]] = []
 
     def assignment(self) -> set[TP]:
         return set(self.ends)
 
     def highwater(self, tp: TP) -> int | None:
-        return self.ends.get(tp)
+        return self.fetched.get(tp, self.ends.get(tp))
+
+    async def highwaters(self, *partitions: TP) -> dict[TP, int]:
+        return {tp: self.ends[tp] for tp in partitions}
+
+    async def earliest_offsets(self, *partitions: TP) -> dict[TP, int]:
+        return {tp: self.earliest[tp] for tp in partitions if tp in self.earliest}
+
+    def _ensure_consumer(self) -> Consumer:
+        return self
+
+    async def call_thread(self, fun: Any, *args: Any) -> Any:
+        return await fun(*args)
+
+    async def committed(self, tp: TP) -> int | None:
+        return self.at_broker.get(tp)
+
+    def resume_partitions(self, tps: set[TP]) -> None:
+        self._paused_partitions -= tps
 
     async def seek_wait(self, partitions: dict[TP, int]) -> None:
         self.seeks += list(partitions.items())
+
+
+def recheck(s: Sequencer, c: Consumer, generation: int = 1, health: Health | None = None) -> None:
+    asyncio.run(s.recheck(c, "tailor.interactions", generation, health or Health(1.0)))
 
 
 def offsets(events: list[Any]) -> list[tuple[int, int]]:
@@ -109,16 +141,113 @@ def test_an_idle_agent_whose_partition_has_more_reads_it_again(
     admit(s, c, event(P0, 0))
     c.ends = {P0: 2, P1: 4, TP("other", 0): 9}
     clock[0] += sequence.IDLE_S
-    asyncio.run(s.recheck(c, "tailor.interactions", 1))
+    recheck(s, c)
     assert c.seeks == []  # a batch in hand, however long, is not idleness
     s.done()
-    asyncio.run(s.recheck(c, "tailor.interactions", 1))
+    recheck(s, c)
     assert c.seeks == []  # not idle long enough yet
     clock[0] += sequence.IDLE_S
-    asyncio.run(s.recheck(c, "tailor.interactions", 2))
-    assert c.seeks == []  # a rebalance since: the sequencer has not seen the new generation
-    asyncio.run(s.recheck(c, "tailor.interactions", 1))
+    recheck(s, c)
     assert c.seeks == [(P0, 1)]  # P1 is at its end; the other topic is not this agent's
+
+
+def test_a_partition_no_longer_fetched_is_read_again_by_its_end_at_the_broker(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The consumer's highwater is as old as its last fetch of the partition."""
+    clock = [0.0]
+    monkeypatch.setattr(sequence.time, "monotonic", lambda: clock[0])
+    s, c = Sequencer("t"), Consumer()
+    admit(s, c, event(P0, 0), event(P0, 1))
+    s.done()
+    c.ends, c.fetched = {P0: 9}, {P0: 2}
+    c._paused_partitions = {P0}  # left paused by a recovery that a rebalance cut short
+    clock[0] += sequence.IDLE_S
+    recheck(s, c)
+    assert c.seeks == [(P0, 2)]
+    assert c._paused_partitions == set()
+
+
+def test_an_agent_given_nothing_since_a_rebalance_reads_its_partitions_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Faust can drop every record of a partition after a rebalance: the agent then sees
+    no batch of the new generation at all, and waiting for one would wait forever."""
+    clock = [0.0]
+    monkeypatch.setattr(sequence.time, "monotonic", lambda: clock[0])
+    s, c = Sequencer("t"), Consumer({P0: 5})
+    admit(s, c, event(P0, 5))
+    s.done()
+    c.ends = {P0: 6}
+    c._committed_offset[P0] = 6
+    clock[0] += sequence.IDLE_S
+    recheck(s, c)
+    assert c.seeks == []  # at its end
+    c.ends = {P0: 30}
+    recheck(s, c, generation=2)
+    assert c.seeks == []  # idleness counts from the rebalance
+    clock[0] += sequence.IDLE_S
+    recheck(s, c, generation=2)
+    assert c.seeks == [(P0, 6)]  # from the committed offset
+
+
+def test_with_nothing_committed_reading_must_begin_at_the_partitions_first_offset(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A new group, or a worker killed before its first commit, leaves nothing committed
+    (and Faust files a committed 0 as nothing): reading begins at the partition's start,
+    so records Faust drops right after the assignment are a hole like any other."""
+    s, c = Sequencer("t"), Consumer(earliest={P0: 0, P1: 0})
+    assert admit(s, c, event(P0, 30), event(P1, 0)) == [(1, 0)]
+    assert c.seeks == [(P0, 0)]
+    assert admit(s, c, event(P0, 0), event(P0, 1)) == [(0, 0), (0, 1)]
+    # Every record of a never-committed partition dropped: nothing arrives to show it.
+    clock = [0.0]
+    monkeypatch.setattr(sequence.time, "monotonic", lambda: clock[0])
+    s, c = Sequencer("t"), Consumer(earliest={P0: 0})
+    admit(s, c, generation=1)
+    s.done()
+    c.ends = {P0: 76}
+    clock[0] += sequence.IDLE_S
+    recheck(s, c)
+    assert c.seeks == [(P0, 0)]
+
+
+def test_before_faust_has_its_committed_offsets_the_brokers_are_the_start() -> None:
+    """Faust's copy of the committed offsets is filled by its seek after recovery, which
+    can come after the first records (seen: a new worker's first batch, on half its
+    partitions): the group's offset at the broker is where reading begins, not offset 0."""
+    s, c = Sequencer("t"), Consumer(at_broker={P0: 800}, earliest={P0: 0})
+    assert admit(s, c, event(P0, 800), event(P0, 801)) == [(0, 800), (0, 801)]
+    assert c.seeks == []
+    s, c = Sequencer("t"), Consumer(at_broker={P0: 800}, earliest={P0: 0})
+    assert admit(s, c, event(P0, 803)) == []  # 800..802 dropped: a hole
+    assert c.seeks == [(P0, 800)]
+
+
+def test_records_waiting_with_nothing_committed_make_the_worker_not_ready_until_they_move(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    clock = [0.0]
+    monkeypatch.setattr(sequence.time, "monotonic", lambda: clock[0])
+    health = Health(1.0)
+    s, c = Sequencer("t"), Consumer({P0: 10, P1: 3})
+    c.ends = {P0: 37, P1: 3}
+    s.busy = True  # a batch stuck in hand: no re-read, but a stall all the same
+    recheck(s, c, health=health)
+    clock[0] += sequence.STALL_S - 1
+    recheck(s, c, health=health)
+    assert health.failing == {}  # not yet: a commit comes every few seconds
+    clock[0] += 1
+    recheck(s, c, health=health)
+    assert "partitions 0 (27 at offset 10)" in health.failing["stalled t"]
+    c._committed_offset[P0] = 20
+    recheck(s, c, health=health)
+    assert health.failing == {}
+    clock[0] += sequence.STALL_S
+    c.ends = {P0: 20, P1: 3}
+    recheck(s, c, health=health)
+    assert health.failing == {}  # at the end: nothing waits
 
 
 # ---------------------------------------------------------------- durable before done

@@ -9,14 +9,19 @@ records contiguously: a record past the offset expected next is set aside
 unacknowledged, and the partition is read again from the expected offset. A hole that
 stays after many re-reads is a real gap (a transaction marker) and is let through,
 logged as an error. A dropped last record leaves no later one to show the hole: an agent
-idle between batches while its partition's end is past the expected offset reads it again too.
+idle while its partition's end (asked of the broker: a partition the consumer stopped
+fetching has a stale one) is past the expected offset reads it again too, in a new
+generation as well, and a stream partition Faust left paused after a rebalance is resumed.
+Records waiting with nothing committed for STALL_S make the worker not ready, naming the
+partition, until it moves again: never a silent stall behind a 200.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,6 +35,8 @@ log = logging.getLogger("tailor.sequence")
 RESEEK_S = 1.0  # at most one re-read per partition and hole in this time
 REAL_GAP_AFTER = 10  # re-reads (spanning REAL_GAP_AFTER x RESEEK_S) before a hole is real
 IDLE_S = 2.0  # an agent given nothing this long while its partitions have records is stuck
+BROKER_TIMEOUT_S = 5.0  # asking the broker where a partition starts
+STALL_S = 15.0  # records waiting this long with nothing committed: not ready (> commit interval)
 
 
 @dataclass
@@ -47,27 +54,43 @@ class Sequencer:
     generation: int = -1
     expected: dict[TP, int] = field(default_factory=dict)
     holes: dict[TP, Hole] = field(default_factory=dict)
+    starts: dict[TP, int] = field(default_factory=dict)  # asked of the broker, per generation
     busy: bool = False  # between `admit` and `done`: a batch in hand is not idleness
     done_at: float = field(default_factory=time.monotonic)
+    # Per partition, the committed offset last seen and since when it has not moved.
+    progress: dict[TP, tuple[int, float]] = field(default_factory=dict)
 
     def done(self) -> None:
         """The agent finished its batch."""
         self.busy = False
         self.done_at = time.monotonic()
 
-    async def recheck(self, consumer: Any, topic: str, generation: int) -> None:
-        """Read again any partition of `topic` that has records past the expected offset
-        while the agent is given nothing (a timer calls this; never during a rebalance)."""
-        idle = not self.busy and time.monotonic() - self.done_at >= IDLE_S
-        if generation != self.generation or not idle:
+    def _begin(self, generation: int) -> None:
+        """After a rebalance Faust reads each partition again from its committed offset."""
+        self.generation, self.expected, self.holes, self.starts = generation, {}, {}, {}
+        self.done_at = max(self.done_at, time.monotonic())  # idleness counts from now
+
+    async def recheck(self, consumer: Any, topic: str, generation: int, health: Health) -> None:
+        """Report records waiting with nothing committed for STALL_S on `health`, and read
+        again any partition of `topic` with records past the expected offset while the
+        agent is given nothing (a timer calls this; never during a rebalance)."""
+        tps = sorted(tp for tp in consumer.assignment() if tp.topic == topic)
+        ends = await _ends(consumer, tps)
+        starts = {tp: await self._start(consumer, tp) for tp in tps}
+        self._watch_stalls(starts, ends, health)
+        if generation != self.generation and not self.busy:
+            self._begin(generation)  # given nothing since the rebalance, maybe never
+        if self.busy or generation != self.generation or time.monotonic() - self.done_at < IDLE_S:
             return
-        for tp in consumer.assignment():
-            if tp.topic != topic:
+        for tp in tps:
+            expected = self.expected.get(tp, starts[tp])
+            end = ends.get(tp)
+            if expected is None or end is None or int(end) <= expected:
                 continue
-            expected = self.expected.get(tp, consumer._committed_offset.get(tp))
-            end = consumer.highwater(tp)
-            if expected is not None and end is not None and int(end) > int(expected):
-                await self._read_again(consumer, tp, int(expected))
+            if tp in getattr(consumer, "_paused_partitions", ()):
+                log.warning("%s: %s was left paused after a rebalance: resumed", self.agent, tp)
+                consumer.resume_partitions({tp})
+            await self._read_again(consumer, tp, expected)
 
     async def admit(
         self, consumer: Any, generation: int, events: Sequence[EventT[Any]]
@@ -76,8 +99,7 @@ class Sequencer:
         partition is read again from the hole)."""
         self.busy = True
         if generation != self.generation:
-            # After a rebalance Faust reads each partition again from its committed offset.
-            self.generation, self.expected, self.holes = generation, {}, {}
+            self._begin(generation)
         admitted: list[EventT[Any]] = []
         blocked: set[TP] = set()
         for event in events:
@@ -86,8 +108,8 @@ class Sequencer:
                 continue  # nothing of a partition passes its hole
             expected = self.expected.get(tp)
             if expected is None:
-                committed = consumer._committed_offset.get(tp)
-                expected = committed if committed is not None and committed < offset else offset
+                start = await self._start(consumer, tp)
+                expected = start if start is not None and start < offset else offset
                 self.expected[tp] = expected
             if offset > expected and not self._real_gap(tp, expected, offset):
                 blocked.add(tp)
@@ -99,6 +121,56 @@ class Sequencer:
         for tp in blocked:
             await self._read_again(consumer, tp, self.expected[tp])
         return admitted
+
+    async def _start(self, consumer: Any, tp: TP) -> int | None:
+        """Where this generation's reading of `tp` begins: its committed offset. Faust's
+        own copy is empty until its seek after recovery completes, which can come after
+        the first records, and it files a committed 0 as none: then the broker is asked,
+        and with nothing committed there (a new group, a worker killed before its first
+        commit) reading begins at the partition's first offset, so records dropped right
+        after the assignment are a hole, not a silent start further on."""
+        committed = consumer._committed_offset.get(tp)
+        if committed is not None:
+            return int(committed)
+        if tp not in self.starts:
+            try:
+                start = await asyncio.wait_for(_at_broker(consumer, tp), BROKER_TIMEOUT_S)
+            except Exception as exc:  # the broker away: the first record read sets it
+                log.warning("%s: no committed or first offset of %s (%r)", self.agent, tp, exc)
+                return None
+            if start is None:
+                return None
+            self.starts[tp] = start
+        return self.starts[tp]
+
+    def _watch_stalls(
+        self, starts: Mapping[TP, int | None], ends: Mapping[TP, int], health: Health
+    ) -> None:
+        """Name on `health` the partitions whose records wait while their committed offset
+        has not moved for STALL_S (an outage, a stuck batch, a partition not fetched)."""
+        now = time.monotonic()
+        stalled = []
+        for tp, committed in starts.items():
+            end = ends.get(tp)
+            if committed is None or end is None:
+                continue
+            seen = self.progress.get(tp)
+            if seen is None or seen[0] != committed:
+                self.progress[tp] = seen = (committed, now)
+            if end > committed and now - seen[1] >= STALL_S:
+                stalled.append(f"{tp.partition} ({end - committed} at offset {committed})")
+        for tp in set(self.progress) - set(starts):
+            del self.progress[tp]
+        what = f"stalled {self.agent}"
+        if stalled:
+            if what not in health.failing:
+                log.error("%s: records waiting, nothing committed: %s", self.agent, stalled)
+            health.failing[what] = (
+                f"records wait with nothing committed for {STALL_S:.0f}s or more on "
+                f"partitions {', '.join(stalled)}"
+            )
+        elif health.failing.pop(what, None) is not None:
+            log.info("%s: moving again", self.agent)
 
     def _real_gap(self, tp: TP, expected: int, offset: int) -> bool:
         hole = self.holes.get(tp)
@@ -131,12 +203,37 @@ class Sequencer:
         await consumer.seek_wait({tp: expected})
 
 
+async def _at_broker(consumer: Any, tp: TP) -> int | None:
+    """The group's committed offset of `tp` at the broker, else the partition's first
+    offset (where `auto_offset_reset=earliest` reads from); in the consumer's thread."""
+    thread = consumer._thread
+    client = thread._ensure_consumer()
+    committed = await thread.call_thread(client.committed, tp)
+    if committed is not None:
+        return int(committed)
+    first = (await consumer.earliest_offsets(tp)).get(tp)
+    return None if first is None else int(first)
+
+
+async def _ends(consumer: Any, tps: Sequence[TP]) -> dict[TP, int]:
+    """Each partition's end as the broker has it now, else as the last fetch saw it."""
+    if not tps:
+        return {}
+    try:
+        return {tp: int(end) for tp, end in (await consumer.highwaters(*tps)).items()}
+    except Exception as exc:  # the broker away: the worker says so elsewhere
+        log.debug("end offsets of %s: %r", tps, exc)
+        ends = {tp: consumer.highwater(tp) for tp in tps}
+        return {tp: int(end) for tp, end in ends.items() if end is not None}
+
+
 def watch(app: Any, health: Health, sequencer: Sequencer, topic: str) -> None:
     """A timer that reads again any partition of `topic` whose agent sits idle while
-    records wait (a dropped last record), never during a rebalance or recovery."""
+    records wait (a dropped last record, a partition no longer fetched) and reports a
+    stall on /ready, never during a rebalance or recovery."""
 
     async def recheck() -> None:
         if not (app.rebalancing or app.in_recovery):
-            await sequencer.recheck(app.consumer, topic, app.rebalancing_count)
+            await sequencer.recheck(app.consumer, topic, app.rebalancing_count, health)
 
     app.timer(1.0, name=f"{sequencer.agent}.recheck")(health.guarded(f"recheck {topic}", recheck))
