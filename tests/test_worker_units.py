@@ -47,7 +47,7 @@ def test_a_payload_too_large_to_resend_is_cut_with_its_length_and_digest(worker:
 
 
 def test_a_small_payload_and_a_binary_key_are_kept_byte_for_byte(worker: Worker) -> None:
-    out = dead_letter_record(worker, record(b"{nope", key=b"\xff\xfe"), Rejection("bad", "x"))
+    out = dead_letter_record(worker, record(b"{nope", key=b"\xff\xfe"), Rejection("not_json", "x"))
     assert out.value == b"{nope" and out.key == b"\xff\xfe"
     assert "tailor.truncated" not in dict(out.headers)
 
@@ -144,3 +144,15 @@ def test_answer_windows_run_on_event_time_not_arrival(worker: Worker) -> None:
     assert run(1, answered_after=window / 2, arrives_after=3 * window) == 0, "late, still a yes"
     assert run(2, answered_after=3 * window, arrives_after=1.0) == 1, "answered too late: a no"
     assert run(3, answered_after=window / 2, arrives_after=1.0) == 0
+
+
+def test_every_dead_letter_reason_is_a_series_from_the_start() -> None:
+    """A counter first seen at 1 has no step for rate() or increase() to see: the first
+    dead letter of a reason would never reach a chart."""
+    from prometheus_client import REGISTRY
+
+    from engine.wire.events import REASONS
+
+    for reason in REASONS:
+        value = REGISTRY.get_sample_value("tailor_dead_letters_total", {"reason": reason})
+        assert value is not None, reason

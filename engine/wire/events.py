@@ -231,11 +231,30 @@ class ContextUpdate(Situation):
     )
 
 
+Reason = Literal[
+    "not_json",  # the bytes are not JSON
+    "missing_field",
+    "unknown_type",
+    "unknown_field",
+    "wrong_type",
+    "bad_timestamp",  # a clock gone wrong (`check_time`)
+    "unknown_offer",
+    "unknown_store",
+    "unknown_lane",
+    "bad_key",  # the record's key is not its customer
+    "bad_command",
+    "bad_answer",  # a store answer the trending agent cannot read
+    "unreadable",  # anything else reading a record raised
+    "processing_error",  # applying it raised: a bug, or a record no rule foresaw
+]
+REASONS: tuple[Reason, ...] = get_args(Reason)
+
+
 @dataclass(frozen=True, slots=True)
 class Rejection:
     """Why an event was refused: `reason` is a short code (a metric label), `detail` says more."""
 
-    reason: str
+    reason: Reason
     detail: str
 
 
@@ -244,6 +263,7 @@ def explain(exc: ValidationError) -> Rejection:
     errors = exc.errors(include_url=False)
     first = errors[0]
     kind, loc = first["type"], tuple(first["loc"])
+    reason: Reason
     if kind == "json_invalid":
         reason = "not_json"
     elif kind == "missing":

@@ -17,11 +17,14 @@ from typing import Any
 from faust.types import EventT
 
 from engine.wire import metrics
-from engine.wire.events import Rejection
+from engine.wire.events import REASONS, Rejection
 from engine.worker.batch import Outgoing
 
 log = logging.getLogger("tailor.dead_letter")
 MAX_KEY_BYTES = 1024
+
+for _reason in REASONS:  # every series from 0, so a rate or increase() sees the first one
+    metrics.DEAD_LETTERS.labels(_reason)
 
 
 def dead_letter_record(w: Any, event: EventT[bytes], rejection: Rejection) -> Outgoing:
