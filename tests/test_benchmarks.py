@@ -104,6 +104,10 @@ def test_serving_benchmark_runs_end_to_end_and_reports_its_figures(
     assert result["peak"]["rps"] > 0 and result["peak"]["non_2xx"] == 0
     assert result["peak"]["p99_ms"] > 0 and result["peak"]["server_p99_ms"] > 0
     assert result["redis_get"]["rps"] > 0 and result["ratio_to_redis"] > 0
+    half = result["half_peak"]  # paced by wrk's delay() (its rate is timing: not asserted)
+    assert half["connections"] == serving.PACED_CONNECTIONS and half["delay_ms"] >= 1
+    assert half["rps"] > 0 and half["non_2xx"] == 0
+    assert result["one_connection"]["rps"] > 0
     assert set(result["targets"]) == {
         "server p99 <= 2 ms at half the peak",
         "throughput >= 0.2 x raw Redis GET",
