@@ -225,6 +225,44 @@ def test_before_faust_has_its_committed_offsets_the_brokers_are_the_start() -> N
     assert c.seeks == [(P0, 800)]
 
 
+def test_during_a_rebalance_the_agent_never_waits_on_the_consumers_thread() -> None:
+    """Faust's rebalance callback runs in the consumer's thread and waits until every
+    record handed out is acknowledged: an agent waiting on that thread (a seek, asking
+    the broker) would wait forever (seen: a worker hung in its rebalance)."""
+    rebalancing = [True]
+    s = Sequencer("t", lambda: rebalancing[0])
+    c = Consumer({P0: 800}, at_broker={P1: 3})
+
+    async def no_thread(*_: Any) -> Any:
+        raise AssertionError("waited on the consumer's thread during a rebalance")
+
+    c.call_thread = no_thread  # type: ignore[method-assign]
+    c.seek_wait = no_thread  # type: ignore[method-assign]
+    # P0: a hole, held back unacknowledged; P1: Faust has no committed offset yet and the
+    # broker is not asked (Faust reads from the committed offsets after the rebalance).
+    assert admit(s, c, event(P0, 803), event(P1, 4)) == [(1, 4)]
+    assert admit(s, c, event(P0, 805)) == []  # still held back, still no seek
+    rebalancing[0] = False
+    c.seek_wait = Consumer.seek_wait.__get__(c)  # type: ignore[method-assign]
+    assert admit(s, c, event(P0, 805)) == []
+    assert c.seeks == [(P0, 800)]
+
+
+def test_a_partition_given_nothing_while_the_agent_is_busy_with_others_is_read_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    clock = [0.0]
+    monkeypatch.setattr(sequence.time, "monotonic", lambda: clock[0])
+    s, c = Sequencer("t"), Consumer({P0: 0, P1: 0})
+    c.ends = {P0: 50, P1: 900}
+    s.done()
+    for second in range(int(sequence.STALL_S) + 1):
+        clock[0] = float(second)
+        admit(s, c, event(P1, second))  # P1 keeps the agent busy, P0 gets nothing
+        recheck(s, c)
+    assert c.seeks == [(P0, 0)]
+
+
 def test_records_waiting_with_nothing_committed_make_the_worker_not_ready_until_they_move(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

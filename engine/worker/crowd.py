@@ -49,7 +49,7 @@ def lessons_out(w: Worker) -> list[Outgoing]:
 
 
 def install(w: Worker) -> None:
-    sequencer = Sequencer("tailor.crowd")
+    sequencer = Sequencer("tailor.crowd", lambda: w.app.rebalancing)
     owned: dict[str, Any] = {"generation": -1, "model": None, "covered": -1}
 
     @w.app.agent(w.crowd_topic, name="tailor.crowd")

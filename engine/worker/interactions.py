@@ -360,7 +360,7 @@ def decide(
 
 
 def install(w: Worker) -> None:
-    sequencer = Sequencer("tailor.learn")
+    sequencer = Sequencer("tailor.learn", lambda: w.app.rebalancing)
 
     @w.app.agent(w.interactions_topic, name="tailor.learn")
     async def learn_agent(stream: faust.StreamT[bytes]) -> None:

@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,7 +35,7 @@ log = logging.getLogger("tailor.sequence")
 RESEEK_S = 1.0  # at most one re-read per partition and hole in this time
 REAL_GAP_AFTER = 10  # re-reads (spanning REAL_GAP_AFTER x RESEEK_S) before a hole is real
 IDLE_S = 2.0  # an agent given nothing this long while its partitions have records is stuck
-BROKER_TIMEOUT_S = 5.0  # asking the broker where a partition starts
+BROKER_TIMEOUT_S = 5.0  # a seek or a question to the broker, in the consumer's thread
 STALL_S = 15.0  # records waiting this long with nothing committed: not ready (> commit interval)
 
 
@@ -46,15 +46,26 @@ class Hole:
     last_seek: float = float("-inf")
 
 
+def _never() -> bool:
+    return False
+
+
 @dataclass
 class Sequencer:
-    """The next offset expected per source partition, within one consumer generation."""
+    """The next offset expected per source partition, within one consumer generation.
+
+    `rebalancing` tells whether a rebalance is under way: the consumer's thread is then
+    busy in Faust's rebalance callback, which waits until every record handed out is
+    acknowledged, so an agent must not wait on that thread (a seek, a question to the
+    broker): each would wait on the other (seen: a worker hung in its rebalance)."""
 
     agent: str
+    rebalancing: Callable[[], bool] = _never
     generation: int = -1
     expected: dict[TP, int] = field(default_factory=dict)
     holes: dict[TP, Hole] = field(default_factory=dict)
     starts: dict[TP, int] = field(default_factory=dict)  # asked of the broker, per generation
+    admitted_at: dict[TP, float] = field(default_factory=dict)  # a partition's latest record
     busy: bool = False  # between `admit` and `done`: a batch in hand is not idleness
     done_at: float = field(default_factory=time.monotonic)
     # Per partition, the committed offset last seen and since when it has not moved.
@@ -69,6 +80,7 @@ class Sequencer:
         """After a rebalance Faust reads each partition again from its committed offset."""
         self.generation, self.expected, self.holes, self.starts = generation, {}, {}, {}
         self.done_at = max(self.done_at, time.monotonic())  # idleness counts from now
+        self.admitted_at = {}
 
     async def recheck(self, consumer: Any, topic: str, generation: int, health: Health) -> None:
         """Report records waiting with nothing committed for STALL_S on `health`, and read
@@ -80,12 +92,17 @@ class Sequencer:
         self._watch_stalls(starts, ends, health)
         if generation != self.generation and not self.busy:
             self._begin(generation)  # given nothing since the rebalance, maybe never
-        if self.busy or generation != self.generation or time.monotonic() - self.done_at < IDLE_S:
+        if generation != self.generation:
             return
+        now = time.monotonic()
+        idle = not self.busy and now - self.done_at >= IDLE_S
         for tp in tps:
             expected = self.expected.get(tp, starts[tp])
             end = ends.get(tp)
             if expected is None or end is None or int(end) <= expected:
+                continue
+            # Busy with other partitions is not a reason for one to get nothing this long.
+            if not idle and now - self.admitted_at.get(tp, self.done_at) < STALL_S:
                 continue
             if tp in getattr(consumer, "_paused_partitions", ()):
                 log.warning("%s: %s was left paused after a rebalance: resumed", self.agent, tp)
@@ -117,6 +134,7 @@ class Sequencer:
             if offset >= expected:
                 self.expected[tp] = offset + 1
                 self.holes.pop(tp, None)
+                self.admitted_at[tp] = time.monotonic()
             admitted.append(event)  # earlier offsets are redeliveries: deduped downstream
         for tp in blocked:
             await self._read_again(consumer, tp, self.expected[tp])
@@ -132,7 +150,7 @@ class Sequencer:
         committed = consumer._committed_offset.get(tp)
         if committed is not None:
             return int(committed)
-        if tp not in self.starts:
+        if tp not in self.starts and not self.rebalancing():
             try:
                 start = await asyncio.wait_for(_at_broker(consumer, tp), BROKER_TIMEOUT_S)
             except Exception as exc:  # the broker away: the first record read sets it
@@ -140,8 +158,9 @@ class Sequencer:
                 return None
             if start is None:
                 return None
+            log.info("%s: %s begins at %d (asked of the broker)", self.agent, tp, start)
             self.starts[tp] = start
-        return self.starts[tp]
+        return self.starts.get(tp)
 
     def _watch_stalls(
         self, starts: Mapping[TP, int | None], ends: Mapping[TP, int], health: Health
@@ -194,13 +213,16 @@ class Sequencer:
             log.warning("%s: %s skipped offset %d: reading it again", self.agent, tp, expected)
             metrics.GAPS.labels(self.agent, "reread").inc()
         now = time.monotonic()
-        if now - hole.last_seek < RESEEK_S:
-            return
+        if now - hole.last_seek < RESEEK_S or self.rebalancing():
+            return  # after a rebalance Faust reads from the committed offset anyway
         hole.seeks += 1
         hole.last_seek = now
         # In the consumer's own thread (Faust's `seek` runs aiokafka's from this one, which
         # races the fetcher: measured, a KeyError that stopped the worker).
-        await consumer.seek_wait({tp: expected})
+        try:
+            await asyncio.wait_for(consumer.seek_wait({tp: expected}), BROKER_TIMEOUT_S)
+        except Exception as exc:  # a rebalance began meanwhile: the hole is read again later
+            log.warning("%s: reading %s again from %d failed: %r", self.agent, tp, expected, exc)
 
 
 async def _at_broker(consumer: Any, tp: TP) -> int | None:
@@ -220,7 +242,8 @@ async def _ends(consumer: Any, tps: Sequence[TP]) -> dict[TP, int]:
     if not tps:
         return {}
     try:
-        return {tp: int(end) for tp, end in (await consumer.highwaters(*tps)).items()}
+        ends = await asyncio.wait_for(consumer.highwaters(*tps), BROKER_TIMEOUT_S)
+        return {tp: int(end) for tp, end in ends.items()}
     except Exception as exc:  # the broker away: the worker says so elsewhere
         log.debug("end offsets of %s: %r", tps, exc)
         ends = {tp: consumer.highwater(tp) for tp in tps}

@@ -143,7 +143,7 @@ def learn_answer(w: Worker, state: dict[str, Any], answer: dict[str, Any]) -> bo
 def install(w: Worker) -> None:
     settings, stores = w.settings, w.stores
 
-    sequencer = Sequencer("tailor.trend")
+    sequencer = Sequencer("tailor.trend", lambda: w.app.rebalancing)
 
     @w.app.agent(w.store_answers_topic, name="tailor.trend")
     async def trend(stream: faust.StreamT[bytes]) -> None:
