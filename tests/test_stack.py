@@ -16,6 +16,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from config.settings import Settings
 from engine.dev.processes import free_ports
+from engine.dev.prometheus import LocalPrometheus
 from engine.dev.servers import StackError, process_alive
 from engine.dev.stack import ComponentStatus, Stack
 from tests.conftest import KAFKA_LIBS
@@ -128,6 +129,25 @@ def test_down_stops_both(make_stack_settings: Callable[[], Settings]) -> None:
                 sock.bind(("127.0.0.1", port))
     finally:
         stack.down()
+
+
+@pytest.mark.e2e
+def test_down_stops_the_prometheus_a_killed_demo_left(tmp_path: Path) -> None:
+    """A demo killed with SIGKILL never stops its Prometheus; `stack down` does."""
+    if shutil.which("prometheus") is None:
+        pytest.fail("prometheus is missing: `make setup` installs Debian's prometheus")
+    (port,) = free_ports(1)
+    settings = local_settings(tmp_path, prometheus_port=port)
+    prometheus = LocalPrometheus(settings, settings.state_dir, settings.state_dir / "logs")
+    pid = prometheus.start([], [], progress=lambda _: None)
+    try:
+        assert process_alive(pid)
+        messages: list[str] = []
+        Stack(settings).down(progress=messages.append)  # no Kafka or Redis ran here
+        assert not process_alive(pid), "prometheus still running after stack down"
+        assert f"Stopping prometheus (pid {pid})" in messages
+    finally:
+        prometheus.stop(progress=lambda _: None)
 
 
 # ---------------------------------------------------------------------- no servers needed

@@ -28,6 +28,7 @@ from typing import Literal
 
 from config.settings import Settings
 from engine.dev.kafka import KAFKA_READY_TIMEOUT_S, LocalKafka, require_java
+from engine.dev.prometheus import LocalPrometheus
 from engine.dev.redis import REDIS_READY_TIMEOUT_S, LocalRedis, mask_url, require_redis_server
 from engine.dev.servers import (
     STOP_TIMEOUT_S,
@@ -108,7 +109,9 @@ class Stack:
             return self.status()
         with lock(self.state_dir):
             self._stop(COMPONENTS, progress, kill=False)
-            return self.status()
+        # The Prometheus a demo started here too: a demo killed with SIGKILL leaves it.
+        LocalPrometheus(self.settings, self.state_dir, self.logs_dir).stop(progress=progress)
+        return self.status()
 
     def start_component(
         self, name: Component, *, progress: Callable[[str], None] = print
