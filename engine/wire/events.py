@@ -231,22 +231,12 @@ class ContextUpdate(Situation):
     )
 
 
+# Why a record went to the dead-letter topic (`tailor_dead_letters_total{reason}`).
 Reason = Literal[
-    "not_json",  # the bytes are not JSON
-    "missing_field",
-    "unknown_type",
-    "unknown_field",
-    "wrong_type",
-    "bad_timestamp",  # a clock gone wrong (`check_time`)
-    "unknown_offer",
-    "unknown_store",
-    "unknown_lane",
-    "bad_key",  # the record's key is not its customer
-    "bad_command",
-    "bad_answer",  # a store answer the trending agent cannot read
-    "unreadable",  # anything else reading a record raised
-    "processing_error",  # applying it raised: a bug, or a record no rule foresaw
-]
+    "not_json", "missing_field", "unknown_type", "unknown_field", "wrong_type",
+    "bad_timestamp", "unknown_offer", "unknown_store", "unknown_lane", "bad_key",
+    "bad_command", "bad_answer", "unreadable", "processing_error",
+]  # fmt: skip
 REASONS: tuple[Reason, ...] = get_args(Reason)
 
 
