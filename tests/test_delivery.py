@@ -79,6 +79,14 @@ def recheck(s: Sequencer, c: Consumer, generation: int = 1, health: Health | Non
     asyncio.run(s.recheck(c, "tailor.interactions", generation, health or Health(1.0)))
 
 
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """The sequencer's monotonic clock, at 0 until a test moves `clock[0]`."""
+    now = [0.0]
+    monkeypatch.setattr(sequence.time, "monotonic", lambda: now[0])
+    return now
+
+
 def offsets(events: list[Any]) -> list[tuple[int, int]]:
     return [(e.message.tp.partition, e.message.offset) for e in events]
 
@@ -109,10 +117,9 @@ def test_the_first_record_after_a_rebalance_must_be_the_committed_one() -> None:
 
 
 def test_a_hole_that_never_fills_is_a_real_gap_after_many_rereads(
-    monkeypatch: pytest.MonkeyPatch,
+    clock: list[float],
 ) -> None:
-    clock = [100.0]
-    monkeypatch.setattr(sequence.time, "monotonic", lambda: clock[0])
+    clock[0] = 100.0
     s, c = Sequencer("t"), Consumer()
     admit(s, c, event(P0, 0))
     for _ in range(REAL_GAP_AFTER):
@@ -132,11 +139,9 @@ def test_rereads_of_one_hole_are_spaced(monkeypatch: pytest.MonkeyPatch) -> None
 
 
 def test_an_idle_agent_whose_partition_has_more_reads_it_again(
-    monkeypatch: pytest.MonkeyPatch,
+    clock: list[float],
 ) -> None:
     """A dropped last record leaves no later record to show the hole."""
-    clock = [0.0]
-    monkeypatch.setattr(sequence.time, "monotonic", lambda: clock[0])
     s, c = Sequencer("t"), Consumer({P1: 4})
     admit(s, c, event(P0, 0))
     c.ends = {P0: 2, P1: 4, TP("other", 0): 9}
@@ -152,11 +157,9 @@ def test_an_idle_agent_whose_partition_has_more_reads_it_again(
 
 
 def test_a_partition_no_longer_fetched_is_read_again_by_its_end_at_the_broker(
-    monkeypatch: pytest.MonkeyPatch,
+    clock: list[float],
 ) -> None:
     """The consumer's highwater is as old as its last fetch of the partition."""
-    clock = [0.0]
-    monkeypatch.setattr(sequence.time, "monotonic", lambda: clock[0])
     s, c = Sequencer("t"), Consumer()
     admit(s, c, event(P0, 0), event(P0, 1))
     s.done()
@@ -169,12 +172,10 @@ def test_a_partition_no_longer_fetched_is_read_again_by_its_end_at_the_broker(
 
 
 def test_an_agent_given_nothing_since_a_rebalance_reads_its_partitions_again(
-    monkeypatch: pytest.MonkeyPatch,
+    clock: list[float],
 ) -> None:
     """Faust can drop every record of a partition after a rebalance: the agent then sees
     no batch of the new generation at all, and waiting for one would wait forever."""
-    clock = [0.0]
-    monkeypatch.setattr(sequence.time, "monotonic", lambda: clock[0])
     s, c = Sequencer("t"), Consumer({P0: 5})
     admit(s, c, event(P0, 5))
     s.done()
@@ -192,7 +193,7 @@ def test_an_agent_given_nothing_since_a_rebalance_reads_its_partitions_again(
 
 
 def test_with_nothing_committed_reading_must_begin_at_the_partitions_first_offset(
-    monkeypatch: pytest.MonkeyPatch,
+    clock: list[float],
 ) -> None:
     """A new group, or a worker killed before its first commit, leaves nothing committed
     (and Faust files a committed 0 as nothing): reading begins at the partition's start,
@@ -202,8 +203,6 @@ def test_with_nothing_committed_reading_must_begin_at_the_partitions_first_offse
     assert c.seeks == [(P0, 0)]
     assert admit(s, c, event(P0, 0), event(P0, 1)) == [(0, 0), (0, 1)]
     # Every record of a never-committed partition dropped: nothing arrives to show it.
-    clock = [0.0]
-    monkeypatch.setattr(sequence.time, "monotonic", lambda: clock[0])
     s, c = Sequencer("t"), Consumer(earliest={P0: 0})
     admit(s, c, generation=1)
     s.done()
@@ -249,10 +248,8 @@ def test_during_a_rebalance_the_agent_never_waits_on_the_consumers_thread() -> N
 
 
 def test_a_partition_given_nothing_while_the_agent_is_busy_with_others_is_read_again(
-    monkeypatch: pytest.MonkeyPatch,
+    clock: list[float],
 ) -> None:
-    clock = [0.0]
-    monkeypatch.setattr(sequence.time, "monotonic", lambda: clock[0])
     s, c = Sequencer("t"), Consumer({P0: 0, P1: 0})
     c.ends = {P0: 50, P1: 900}
     s.done()
@@ -264,10 +261,8 @@ def test_a_partition_given_nothing_while_the_agent_is_busy_with_others_is_read_a
 
 
 def test_records_waiting_with_nothing_committed_make_the_worker_not_ready_until_they_move(
-    monkeypatch: pytest.MonkeyPatch,
+    clock: list[float],
 ) -> None:
-    clock = [0.0]
-    monkeypatch.setattr(sequence.time, "monotonic", lambda: clock[0])
     health = Health(1.0)
     s, c = Sequencer("t"), Consumer({P0: 10, P1: 3})
     c.ends = {P0: 37, P1: 3}
