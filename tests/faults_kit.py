@@ -531,13 +531,22 @@ def far_future_times(obj: object, now: float, slack_s: float = 86400.0) -> list[
 
 def ready_status(url: str) -> int | None:
     """The HTTP status of `url` (a 503 too), or None when nothing answers."""
+    return ready_answer(url)[0]
+
+
+def ready_answer(url: str) -> tuple[int | None, list[str]]:
+    """The status of a worker's /ready and the reasons its body gives (none: no answer)."""
     try:
         with urllib.request.urlopen(url, timeout=1.0) as response:
-            return int(response.status)
+            status, body = int(response.status), response.read()
     except urllib.error.HTTPError as exc:
-        return int(exc.code)
+        status, body = int(exc.code), exc.read()
     except (urllib.error.URLError, ConnectionError, TimeoutError, OSError):
-        return None
+        return None, []
+    try:
+        return status, [str(r) for r in orjson.loads(body).get("reasons", [])]
+    except (orjson.JSONDecodeError, AttributeError):
+        return status, []
 
 
 @dataclass
@@ -746,20 +755,24 @@ def rig(stack: Stack, workdir: Path, **worker_settings: Any) -> Iterator[Rig]:
 
 def poll_ready_during(
     workers: Sequence[WorkerProcess], seconds: float, every: float = 0.2
-) -> tuple[dict[str, collections.Counter[int | None]], bool]:
-    """Poll every worker's /ready for `seconds`: the statuses seen per worker, and whether
-    every worker stayed alive the whole time."""
+) -> tuple[dict[str, collections.Counter[int | None]], bool, set[str]]:
+    """Poll every worker's /ready for `seconds`: the statuses seen per worker, whether
+    every worker stayed alive the whole time, and every reason not ready given (its words
+    before the first colon)."""
     seen: dict[str, collections.Counter[int | None]] = {
         w.name: collections.Counter() for w in workers
     }
+    reasons: set[str] = set()
     alive = True
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         for w in workers:
             alive = alive and w.alive()
-            seen[w.name][w.ready()] += 1
+            status, why = ready_answer(w.ready_url)
+            seen[w.name][status] += 1
+            reasons |= {r.split(":")[0] for r in why}
         time.sleep(every)
-    return seen, alive
+    return seen, alive, reasons
 
 
 def diagnose(r: Rig, tally: Tally, limit: int = 3) -> Path | None:

@@ -34,6 +34,7 @@ from aiokafka.structs import TopicPartition
 from config.settings import Settings
 from engine.dev.stack import Component, Stack, StackError
 from engine.wire.topics import INTERACTIONS, changelogs, ensure_topics, new_topics, partitions
+from engine.worker.sequence import STALL_S
 from tests.faults_kit import (
     FULL,
     OFFER_IDS,
@@ -275,7 +276,7 @@ def outage(r: Rig, component: Component, seconds_quick: float, seconds_full: flo
     producer.wait_acked(FAULT_AT)
     stopped = r.stack.stop_component(component)
     assert stopped.state == "stopped", stopped
-    seen, alive_during = poll_ready_during([worker], down_for)
+    seen, alive_during, reasons = poll_ready_during([worker], down_for)
     t_back = time.monotonic()
     started = r.stack.start_component(component)
     assert started.state == "running", started
@@ -291,6 +292,7 @@ def outage(r: Rig, component: Component, seconds_quick: float, seconds_full: flo
     statuses = dict(seen[worker.name])
     say(f"{what}: {producer.describe()}")
     say(f"{what}: /ready during the outage {statuses} (None: no answer); {ready_again}")
+    say(f"{what}: reasons given {sorted(reasons)}")
     say(f"{what}: {tally.describe()}")
     problems = []
     if not alive_during or not worker.alive():
@@ -299,6 +301,8 @@ def outage(r: Rig, component: Component, seconds_quick: float, seconds_full: flo
         problems.append(f"/ready never answered 503 while {component} was down: {statuses}")
     if worker.ready() != 200:
         problems.append(f"/ready is not 200 after {component} came back ({ready_again})")
+    if down_for > STALL_S + 5 and "stalled tailor.learn" not in reasons:
+        problems.append(f"records waited {down_for:.0f}s uncommitted, no stall named: {reasons}")
     verdict(problems + count_problems(r, tally))
 
 
@@ -306,7 +310,7 @@ def outage(r: Rig, component: Component, seconds_quick: float, seconds_full: flo
 def test_redis_down_mid_stream_the_worker_waits_not_ready_and_then_learns_every_answer_once(
     fault_rig: Rig,
 ) -> None:
-    outage(fault_rig, "redis", 10, 10)
+    outage(fault_rig, "redis", 25, 25)  # past STALL_S and a commit interval: a stall named
 
 
 @LONG
