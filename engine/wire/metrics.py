@@ -43,6 +43,11 @@ GAPS = Counter(
     "Records the consumer skipped: read again (reread), or taken as a real gap (accepted)",
     ["agent", "outcome"],
 )
+STALLED = Gauge(
+    "tailor_stalled_partitions",
+    "Partitions whose records have waited STALL_S (15 s) or more with nothing committed",
+    ["agent"],
+)
 CROWD_ANSWERS = Gauge(
     "tailor_crowd_answers",
     "Answers the crowd model this worker decides with has learned (every worker's)",
@@ -53,13 +58,16 @@ STORE_CONTEXTS = Counter("tailor_store_context_updates", "Store context updates 
 API_REQUESTS = Counter(
     "tailor_api_requests", "HTTP requests by route and status", ["method", "route", "status"]
 )
+# Fine around the serving target (p99 <= 2 ms), coarse in the tail.
+API_BUCKETS = (
+    0.00025, 0.0005, 0.001, 0.0015, 0.002, 0.0025, 0.003, 0.004, 0.005,
+    0.01, 0.025, 0.05, 0.1, 0.25, 1,
+)  # fmt: skip
 API_SECONDS = Histogram(
     "tailor_api_request_seconds",
     "HTTP request latency by route and status",
     ["method", "route", "status"],
-    # Fine around the serving target (p99 <= 2 ms), coarse in the tail.
-    buckets=(0.00025, 0.0005, 0.001, 0.0015, 0.002, 0.0025, 0.003, 0.004, 0.005, 0.01, 0.025)
-    + (0.05, 0.1, 0.25, 1),
+    buckets=API_BUCKETS,
 )
 FORGET_REQUESTS = Counter("tailor_forget_requests", "Customers the API was asked to forget")
 SESSIONS_MERGED = Counter(

@@ -180,6 +180,7 @@ class Sequencer:
                 stalled.append(f"{tp.partition} ({end - committed} at offset {committed})")
         for tp in set(self.progress) - set(starts):
             del self.progress[tp]
+        metrics.STALLED.labels(self.agent).set(len(stalled))
         what = f"stalled {self.agent}"
         if stalled:
             if what not in health.failing:
@@ -254,6 +255,8 @@ def watch(app: Any, health: Health, sequencer: Sequencer, topic: str) -> None:
     """A timer that reads again any partition of `topic` whose agent sits idle while
     records wait (a dropped last record, a partition no longer fetched) and reports a
     stall on /ready, never during a rebalance or recovery."""
+
+    metrics.STALLED.labels(sequencer.agent).set(0)  # a series from the start
 
     async def recheck() -> None:
         if not (app.rebalancing or app.in_recovery):
