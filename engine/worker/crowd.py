@@ -25,9 +25,10 @@ import faust
 import orjson
 
 from engine.wire import metrics
+from engine.wire.topics import CROWD_LESSONS
 from engine.worker.app import Worker
 from engine.worker.batch import Outgoing
-from engine.worker.sequence import Sequencer
+from engine.worker.sequence import Sequencer, watch
 from models.context import Context, daypart_at
 from models.offer import DAYPARTS
 from models.shared import Lesson, SharedModel
@@ -84,6 +85,9 @@ def install(w: Worker) -> None:
                 owned["covered"] = event.message.offset
             if learned:
                 await w.health.retry("redis", functools.partial(publish, model, owned["covered"]))
+            sequencer.done()
+
+    watch(w.app, w.health, sequencer, CROWD_LESSONS)  # a dropped last lesson, a stall
 
     async def publish(model: SharedModel, covered: int) -> None:
         state = {**model.to_state(), "o": covered}
