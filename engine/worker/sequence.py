@@ -35,6 +35,7 @@ log = logging.getLogger("tailor.sequence")
 RESEEK_S = 1.0  # at most one re-read per partition and hole in this time
 REAL_GAP_AFTER = 10  # re-reads (spanning REAL_GAP_AFTER x RESEEK_S) before a hole is real
 IDLE_S = 2.0  # an agent given nothing this long while its partitions have records is stuck
+ENDS_EVERY_S = 5.0  # how often the idle check asks the broker where partitions end
 BROKER_TIMEOUT_S = 5.0  # a seek or a question to the broker, in the consumer's thread
 STALL_S = 15.0  # records waiting this long with nothing committed: not ready (> commit interval)
 
@@ -70,6 +71,8 @@ class Sequencer:
     done_at: float = field(default_factory=time.monotonic)
     # Per partition, the committed offset last seen and since when it has not moved.
     progress: dict[TP, tuple[int, float]] = field(default_factory=dict)
+    broker_ends: dict[TP, int] = field(default_factory=dict)  # as last asked, and when
+    broker_asked_at: float = float("-inf")
 
     def done(self) -> None:
         """The agent finished its batch."""
@@ -87,7 +90,7 @@ class Sequencer:
         again any partition of `topic` with records past the expected offset while the
         agent is given nothing (a timer calls this; never during a rebalance)."""
         tps = sorted(tp for tp in consumer.assignment() if tp.topic == topic)
-        ends = await _ends(consumer, tps)
+        ends = await self._ends(consumer, tps)
         starts = {tp: await self._start(consumer, tp) for tp in tps}
         self._watch_stalls(starts, ends, health)
         if generation != self.generation and not self.busy:
@@ -161,6 +164,26 @@ class Sequencer:
             log.info("%s: %s begins at %d (asked of the broker)", self.agent, tp, start)
             self.starts[tp] = start
         return self.starts.get(tp)
+
+    async def _ends(self, consumer: Any, tps: Sequence[TP]) -> dict[TP, int]:
+        """Each partition's end: as the last fetch saw it, or as the broker had it when last
+        asked (every ENDS_EVERY_S: a partition no longer fetched has a stale highwater, and
+        the broker answers only after the fetch waiting on the same connection)."""
+        now = time.monotonic()
+        if tps and now - self.broker_asked_at >= ENDS_EVERY_S:
+            self.broker_asked_at = now
+            try:
+                ends = await asyncio.wait_for(consumer.highwaters(*tps), BROKER_TIMEOUT_S)
+                self.broker_ends = {tp: int(end) for tp, end in ends.items()}
+            except Exception as exc:  # the broker away: the worker says so elsewhere
+                log.debug("end offsets of %s: %r", tps, exc)
+        out = {}
+        for tp in tps:
+            fetched, asked = consumer.highwater(tp), self.broker_ends.get(tp)
+            known = [int(end) for end in (fetched, asked) if end is not None]
+            if known:
+                out[tp] = max(known)
+        return out
 
     def _watch_stalls(
         self, starts: Mapping[TP, int | None], ends: Mapping[TP, int], health: Health
@@ -236,19 +259,6 @@ async def _at_broker(consumer: Any, tp: TP) -> int | None:
         return int(committed)
     first = (await consumer.earliest_offsets(tp)).get(tp)
     return None if first is None else int(first)
-
-
-async def _ends(consumer: Any, tps: Sequence[TP]) -> dict[TP, int]:
-    """Each partition's end as the broker has it now, else as the last fetch saw it."""
-    if not tps:
-        return {}
-    try:
-        ends = await asyncio.wait_for(consumer.highwaters(*tps), BROKER_TIMEOUT_S)
-        return {tp: int(end) for tp, end in ends.items()}
-    except Exception as exc:  # the broker away: the worker says so elsewhere
-        log.debug("end offsets of %s: %r", tps, exc)
-        ends = {tp: consumer.highwater(tp) for tp in tps}
-        return {tp: int(end) for tp, end in ends.items() if end is not None}
 
 
 def watch(app: Any, health: Health, sequencer: Sequencer, topic: str) -> None:
