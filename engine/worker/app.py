@@ -240,6 +240,9 @@ def _install_ready_page(worker: Worker) -> None:
     async def ready_page(web: faust.web.View, request: faust.web.Request) -> faust.web.Response:
         """Readiness (a Kubernetes readiness probe): 200 only while this worker serves fresh
         decisions; 503 with every reason it does not (recovering, rebalancing, Redis or
-        Kafka failing, an agent down, lagging past TAILOR_READY_MAX_LAG)."""
-        is_ready, body = await ready(app, worker.health, worker.settings.ready_max_lag)
+        Kafka failing or unreachable, an agent down, lagging past TAILOR_READY_MAX_LAG,
+        records stalled)."""
+        is_ready, body = await ready(
+            app, worker.health, worker.settings.ready_max_lag, lambda: worker.serving().ping()
+        )
         return web.json(body, status=200 if is_ready else 503)

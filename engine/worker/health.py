@@ -105,7 +105,20 @@ async def kafka_reachable(app: Any, timeout_s: float = 1.0) -> bool:
         return False
 
 
-async def ready(app: Any, health: Health, max_lag: int) -> tuple[bool, dict[str, Any]]:
+async def redis_reachable(ping: Callable[[], Awaitable[bool]], timeout_s: float = 1.0) -> bool:
+    """A PING round trip, bounded: an outage shows at the next probe, not at the next write."""
+    try:
+        return bool(await asyncio.wait_for(ping(), timeout_s))
+    except Exception:
+        return False
+
+
+async def ready(
+    app: Any,
+    health: Health,
+    max_lag: int,
+    redis_ping: Callable[[], Awaitable[bool]] | None = None,
+) -> tuple[bool, dict[str, Any]]:
     """Whether this worker serves fresh decisions now, and every reason it does not."""
     started = time.perf_counter()
     reasons: list[str] = []
@@ -121,6 +134,8 @@ async def ready(app: Any, health: Health, max_lag: int) -> tuple[bool, dict[str,
         reasons.append(f"lagging: {behind} records behind (TAILOR_READY_MAX_LAG={max_lag})")
     if not await kafka_reachable(app):
         reasons.append("kafka unreachable")
+    if redis_ping is not None and not await redis_reachable(redis_ping):
+        reasons.append("redis unreachable")
     body = {
         "ready": not reasons,
         "recovered": recovered,
